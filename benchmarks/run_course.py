@@ -1,0 +1,185 @@
+"""Run the course headless and measure it: the benchmark harness behind `make course`.
+
+For each notebook (all of notebooks/*.ipynb, or the ones named), in the profile of LEARNSTRAT_PROFILE:
+  - execute it in a fresh kernel (working directory notebooks/), progress bars off;
+  - sample the resident memory of the kernel's whole process tree every 0.2 s;
+  - write build/notebooks/<stem>.ipynb (executed), build/html/<stem>.html (figures embedded),
+    and add wall_s and peak_rss_mb to build/results/<stem>.json (the notebook writes its numbers there);
+then rewrite benchmarks/README.md with the table of the latest run and the machine it ran on.
+Exit status 1 when a notebook fails, or is over budget with --enforce-budgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+BUDGET_WALL_S = {"03_multitask_ner_re": 480}  # the one notebook allowed more than 5 minutes
+DEFAULT_BUDGET_WALL_S = 300
+BUDGET_RSS_MB = 1800
+
+
+class PeakMemory:
+    """Polls the summed RSS of this process's children (the kernel and what it starts)."""
+
+    def __init__(self, interval_s: float = 0.2):
+        self.interval_s, self.peak_bytes = interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = psutil.virtual_memory().total / 2**30
+    import torch
+
+    return (f"{cpu}, {psutil.cpu_count()} cores, {memory_gb:.0f} GiB RAM, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}, torch {torch.__version__}")
+
+
+def run_notebook(path: Path, timeout_s: int) -> dict:
+    stem = path.stem
+    results_dir = BUILD / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    results_file = results_dir / f"{stem}.json"
+    if results_file.exists():
+        results_file.unlink()  # a file the harness itself wrote on an earlier run: start this run clean
+    os.environ["LEARNSTRAT_RESULTS_DIR"] = str(results_dir)
+    os.environ["LEARNSTRAT_PROGRESS"] = "0"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    error = None
+    start = time.perf_counter()
+    with PeakMemory() as memory:
+        try:
+            client.execute()
+        except Exception as exc:  # the executed notebook is still written, so the failure can be read
+            error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+    wall_s = time.perf_counter() - start
+    (BUILD / "notebooks").mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, BUILD / "notebooks" / path.name)
+    (BUILD / "html").mkdir(parents=True, exist_ok=True)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (BUILD / "html" / f"{stem}.html").write_text(html)
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    results.update(wall_s=round(wall_s, 1), peak_rss_mb=round(memory.peak_bytes / 2**20, 1))
+    results_file.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return {"stem": stem, "results": results, "error": error}
+
+
+def over_budget(row: dict) -> list[str]:
+    r = row["results"]
+    budget_s = BUDGET_WALL_S.get(row["stem"], DEFAULT_BUDGET_WALL_S)
+    problems = []
+    if r["wall_s"] > budget_s:
+        problems.append(f"wall {r['wall_s']:.0f} s > {budget_s} s")
+    if r["peak_rss_mb"] > BUDGET_RSS_MB:
+        problems.append(f"peak RSS {r['peak_rss_mb']:.0f} MB > {BUDGET_RSS_MB} MB")
+    return problems
+
+
+def write_table(rows: list[dict], profile: str) -> Path:
+    lines = [
+        "# Benchmarks: the latest `make course` run",
+        "",
+        "Written by `benchmarks/run_course.py` (do not edit by hand). Budgets per notebook in the default",
+        f"profile: wall time <= {DEFAULT_BUDGET_WALL_S} s (03: <= {BUDGET_WALL_S['03_multitask_ner_re']} s), "
+        f"peak RSS of the kernel's process tree <= {BUDGET_RSS_MB} MB.",
+        "",
+        f"- When: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- Profile: `{profile}`",
+        f"- Machine: {machine_description()}",
+        "",
+        "| notebook | status | wall (s) | peak RSS (MB) | headline numbers |",
+        "|---|---|---:|---:|---|",
+    ]
+    for row in rows:
+        r = row["results"]
+        numbers = ", ".join(f"`{k}` {v:.3f}" if isinstance(v, float) else f"`{k}` {v}"
+                            for k, v in sorted(r.items()) if k not in ("wall_s", "peak_rss_mb", "profile"))
+        problems = over_budget(row)
+        status = "failed" if row["error"] else ("over budget: " + "; ".join(problems) if problems else "ok")
+        lines.append(f"| {row['stem']} | {status} | {r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {numbers} |")
+    path = ROOT / "benchmarks" / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: notebooks/*.ipynb)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--enforce-budgets", action="store_true", help="exit 1 when a notebook is over budget")
+    parser.add_argument("--no-table", action="store_true", help="don't rewrite benchmarks/README.md")
+    args = parser.parse_args()
+    profile = os.environ.setdefault("LEARNSTRAT_PROFILE", "default")
+    paths = [Path(p).resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        print("no notebooks found", file=sys.stderr)
+        return 1
+    rows = []
+    for path in paths:
+        print(f"running {path.name} (profile {profile}) ...", flush=True)
+        row = run_notebook(path, args.timeout)
+        r = row["results"]
+        print(f"  {'FAILED' if row['error'] else 'ok'}: {r['wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        if row["error"]:
+            print(row["error"], file=sys.stderr)
+        rows.append(row)
+    if not args.no_table:
+        print(f"wrote {write_table(rows, profile).relative_to(ROOT)}")
+    print(f"executed notebooks, HTML and results are in {BUILD.relative_to(ROOT)}/")
+    failed = [r["stem"] for r in rows if r["error"]]
+    late = [r["stem"] for r in rows if over_budget(r)]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
+    if late:
+        print(f"over budget: {', '.join(late)}", file=sys.stderr)
+    return 1 if failed or (args.enforce_budgets and late) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""learnstrat_helpers: the plumbing behind the learnstrat notebooks.
+
+One module per concept; import what you need, e.g. ``from learnstrat_helpers import datasets``.
+Importing the package has no side effects (no seeds, downloads or prints).
+
+- profiles: how big a run is (quick / default / full), one table
+- assets:   where models and data come from, offline first, with clear errors
+- datasets: SST-2, Fashion-MNIST, ... validated, in the Hub's schema
+- text:     a frozen sentence encoder and cached embeddings
+- vision:   EfficientNet-Lite0 in plain torch, cut anywhere
+- training: seeding and one training loop for every notebook
+- metrics:  accuracy and friends
+- results:  headline numbers into build/results/<notebook>.json
+- claims:   the claims-vs-evidence check that ends every notebook
+- plots:    one function per kind of figure
+"""
+
+__version__ = "0.1.0"

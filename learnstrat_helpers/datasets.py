@@ -1,0 +1,159 @@
+"""The course's datasets, validated, in the same schema whether read from a local folder or the Hub.
+
+Explained in 01, section "Set-up: where the models and data come from".
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import assets
+
+SST2_HUB_ID = "stanfordnlp/sst2"
+SST2_LABELS = ("negative", "positive")
+FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+class SchemaError(ValueError):
+    """A dataset record doesn't have the fields or values the course expects."""
+
+
+def _check_records(split: str, records, required: dict[str, type], label_field: str | None, n_labels: int) -> None:
+    if len(records) == 0:
+        raise SchemaError(f"split {split!r} is empty.")
+    missing = [f for f in required if f not in records.column_names]
+    if missing:
+        raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {records.column_names}.")
+    if label_field is not None:
+        labels = np.asarray(records[label_field])
+        bad = np.flatnonzero((labels < 0) | (labels >= n_labels))
+        if bad.size:
+            raise SchemaError(
+                f"split {split!r}, record {int(bad[0])}: {label_field}={labels[bad[0]]} is outside 0..{n_labels - 1}."
+            )
+
+
+def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
+    """SST-2 (binary sentiment) as a ``datasets.DatasetDict`` with columns ``sentence`` and ``label``.
+
+    Reads ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` when that is set (no network), else the Hub's
+    ``stanfordnlp/sst2``. Each split is checked: not empty, both columns present, labels 0 or 1.
+
+    Explained in 01, section "Text: a frozen sentence encoder".
+    """
+    import datasets  # imported here: it is slow to import and only text notebooks need it
+
+    unknown = [s for s in splits if s not in ("train", "validation", "test")]
+    if unknown:
+        raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation, test.")
+    folder = assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits])
+    if folder is not None:
+        files = {s: str(folder / f"{s}.jsonl") for s in splits}
+        loaded = datasets.load_dataset("json", data_files=files)
+    elif assets.is_offline():
+        raise assets.AssetNotFound(
+            "the SST-2 dataset",
+            ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'sst2'}: empty",
+             f"Hugging Face Hub ({SST2_HUB_ID}): offline"],
+            "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding sst2/train.jsonl and validation.jsonl.",
+        )
+    else:
+        loaded = datasets.load_dataset(SST2_HUB_ID)
+        loaded = datasets.DatasetDict({s: loaded[s] for s in splits})
+    for split in splits:
+        _check_records(split, loaded[split], {"sentence": str, "label": int}, "label", len(SST2_LABELS))
+    features = loaded[splits[0]].features.copy()
+    features["label"] = datasets.ClassLabel(names=list(SST2_LABELS))
+    return loaded.cast(features)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+        raise SchemaError(f"{path} is not an idx file of unsigned bytes.")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != math.prod(shape):
+        raise SchemaError(f"{path}: header says {shape} but holds {data.size} values.")
+    return data.reshape(shape)
+
+
+def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
+    prefix = {"train": "train", "test": "t10k"}[split]
+    folder = assets.resolve_fashion_mnist_folder()
+    if folder is not None:
+        def find(stem: str) -> Path:
+            plain = folder / stem
+            return plain if plain.is_file() else folder / f"{stem}.gz"
+        return _read_idx(find(f"{prefix}-images-idx3-ubyte")), _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
+    if assets.is_offline():
+        raise assets.AssetNotFound(
+            "the Fashion-MNIST dataset",
+            ["$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets.DEBIAN_FASHION_MNIST),
+             str(assets.cache_dir() / "datasets" / "fashion-mnist"), f"Hugging Face Hub ({FASHION_MNIST_HUB_ID}): offline"],
+            "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), or go online once.",
+        )
+    import datasets
+
+    hub = datasets.load_dataset(FASHION_MNIST_HUB_ID, split=split)
+    images = np.stack([np.asarray(img, dtype=np.uint8) for img in hub["image"]])
+    return images, np.asarray(hub["label"], dtype=np.uint8)
+
+
+def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = None) -> np.ndarray:
+    """Indices of ``per_class`` examples of every class, drawn without replacement with ``seed``.
+
+    Raises ValueError when a class has fewer examples than asked for.
+
+    Explained in 01, section "Text: a frozen sentence encoder".
+    """
+    labels = np.asarray(labels)
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}.")
+    classes = range(n_classes) if n_classes is not None else np.unique(labels)
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        if members.size < per_class:
+            raise ValueError(f"class {c} has {members.size} examples, fewer than the {per_class} asked for.")
+        chosen.append(rng.choice(members, size=per_class, replace=False))
+    picked = np.concatenate(chosen)
+    rng.shuffle(picked)
+    return picked
+
+
+def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed: int = 0,
+                       resolution: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fashion-MNIST images as floats in [0, 1], shape [N, 1, resolution, resolution], and int64 labels.
+
+    ``per_class`` draws a balanced subset (all images when None). Reads Debian's
+    ``dataset-fashion-mnist`` files (or ``$LEARNSTRAT_DATA_DIR/fashion-mnist``), else the Hub.
+
+    Explained in 01, section "Vision: where transfer stops paying".
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"Unknown Fashion-MNIST split {split!r}: choose 'train' or 'test'.")
+    if resolution < 8:
+        raise ValueError(f"resolution must be at least 8 pixels, got {resolution}.")
+    images, labels = _fashion_mnist_arrays(split)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise SchemaError(f"Fashion-MNIST {split}: expected [N, 28, 28] images and N labels, got {images.shape}, {labels.shape}.")
+    if per_class is not None:
+        index = sample_per_class(labels, per_class, seed, n_classes=len(FASHION_MNIST_CLASSES))
+        images, labels = images[index], labels[index]
+    x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    if resolution != 28:
+        x = torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    return x, torch.from_numpy(labels.astype(np.int64))

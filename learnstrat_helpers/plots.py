@@ -1,0 +1,135 @@
+"""One function per kind of figure the course shows; one style for all of them.
+
+Figures have a white background (readable in light and dark notebook themes), labelled axes with
+units, and a title that states the claim the figure supports.
+
+Explained in 01, section "Text: a frozen sentence encoder".
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+# Colour-blind-safe palette (Okabe & Ito).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+
+
+def use_course_style() -> None:
+    """Apply the course's matplotlib style (call once per notebook)."""
+    plt.rcParams.update({
+        "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
+        "figure.dpi": 100, "font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3,
+        "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+        "axes.prop_cycle": plt.cycler(color=PALETTE),
+    })
+
+
+def _axes(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4.0))
+    return ax
+
+
+def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray], *, title: str,
+                         xlabel: str, ylabel: str = "accuracy", ax=None, chance: float | None = None):
+    """Mean and spread of several learning curves over seeds.
+
+    ``curves`` maps a method's name to an array [seeds, len(sizes)]. Draws the mean as a line, the
+    min-max over seeds as a band, and each seed as a dot, on a log2 x axis.
+
+    Explained in 01, section "Text: a frozen sentence encoder".
+    """
+    ax = _axes(ax)
+    sizes = np.asarray(sizes, dtype=float)
+    for (name, values), colour in zip(curves.items(), PALETTE):
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 2 or values.shape[1] != len(sizes):
+            raise ValueError(f"curve {name!r} must be [seeds, {len(sizes)}], got {values.shape}.")
+        ax.plot(sizes, values.mean(0), marker="o", color=colour, label=f"{name} (mean of {len(values)} seeds)")
+        ax.fill_between(sizes, values.min(0), values.max(0), color=colour, alpha=0.15, linewidth=0)
+        for row in values:
+            ax.scatter(sizes, row, s=10, color=colour, alpha=0.5)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend()
+    return ax
+
+
+def plot_feature_space(features, labels, class_names: Sequence[str], *, title: str, ax=None, max_points: int = 2000):
+    """The first two principal components of frozen features, coloured by class.
+
+    Explained in 01, section "Vision: where transfer stops paying".
+    """
+    from sklearn.decomposition import PCA
+
+    features, labels = np.asarray(features, dtype=float), np.asarray(labels)
+    if features.ndim != 2 or len(features) != len(labels):
+        raise ValueError(f"need features [N, dim] and N labels, got {features.shape} and {labels.shape}.")
+    features, labels = features[:max_points], labels[:max_points]
+    pca = PCA(n_components=2, random_state=0).fit(features)
+    points = pca.transform(features)
+    ax = _axes(ax)
+    cmap = plt.get_cmap("tab10")
+    for c, name in enumerate(class_names):
+        mask = labels == c
+        ax.scatter(points[mask, 0], points[mask, 1], s=6, alpha=0.6, color=cmap(c % 10), label=name)
+    share = pca.explained_variance_ratio_
+    ax.set(title=title, xlabel=f"PC 1 ({share[0]:.0%} of variance)", ylabel=f"PC 2 ({share[1]:.0%} of variance)")
+    ax.legend(markerscale=2, fontsize=8, ncol=2 if len(class_names) > 5 else 1)
+    return ax
+
+
+def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: str, ax=None,
+              reference: float | None = None, reference_label: str = ""):
+    """Bars of the mean over seeds with each seed as a dot; ``values`` is [seeds, len(names)].
+
+    Explained in 01, section "Vision: where transfer stops paying".
+    """
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if values.shape[1] != len(names):
+        raise ValueError(f"values must be [seeds, {len(names)}], got {values.shape}.")
+    ax = _axes(ax)
+    x = np.arange(len(names))
+    ax.bar(x, values.mean(0), color=[PALETTE[i % len(PALETTE)] for i in x], alpha=0.8)
+    for row in values:
+        ax.scatter(x, row, color="black", s=10, zorder=3)
+    for xi, mean in zip(x, values.mean(0)):
+        ax.annotate(f"{mean:.3f}", (xi, mean), ha="center", va="bottom", fontsize=8,
+                    xytext=(0, 3), textcoords="offset points")
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", label=reference_label)
+        ax.legend()
+    ax.set_xticks(x, names, rotation=15, ha="right")
+    ax.set(title=title, ylabel=ylabel)
+    lo = max(0.0, values.min() - 0.1)
+    ax.set_ylim(lo, min(1.0, values.max() + 0.05) if values.max() <= 1 else None)
+    return ax
+
+
+def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str = ""):
+    """A grid of grayscale or RGB images ([N, C, H, W] in [0, 1]) with a title under each.
+
+    Explained in 01, section "Vision: where transfer stops paying".
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be [N, C, H, W], got shape {images.shape}.")
+    n = len(images)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, titles):
+        img = img.transpose(1, 2, 0)
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+        ax.set_title(title, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,68 @@
+"""Headline numbers of a run, written to ``build/results/<notebook stem>.json``.
+
+The file is a flat mapping of names to numbers plus ``profile``; the benchmark harness adds ``wall_s``
+and ``peak_rss_mb``. The closing claims cell of each notebook reads its evidence from here.
+
+Explained in 01, section "Claims vs evidence".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+
+def results_dir() -> Path:
+    """``$LEARNSTRAT_RESULTS_DIR``, else ``build/results`` in the clone (or the current folder)."""
+    value = os.environ.get("LEARNSTRAT_RESULTS_DIR", "").strip()
+    if value:
+        return Path(value).expanduser()
+    clone = Path(__file__).resolve().parents[1]
+    base = clone if (clone / "pyproject.toml").is_file() else Path.cwd()
+    return base / "build" / "results"
+
+
+class Results:
+    """Record a notebook's headline numbers; each ``record`` rewrites the JSON file at once, so a run
+    that stops halfway still leaves what it measured.
+
+    Explained in 01, section "Claims vs evidence".
+    """
+
+    def __init__(self, notebook: str, profile: str, folder: Path | None = None):
+        if not notebook or "/" in notebook or notebook.endswith(".ipynb"):
+            raise ValueError(f"notebook must be a notebook's stem like '01_transfer_learning', got {notebook!r}.")
+        self.notebook, self.profile = notebook, profile
+        self.path = Path(folder or results_dir()) / f"{notebook}.json"
+        self.values: dict[str, float] = {}
+
+    def record(self, name: str, value) -> float:
+        """Store ``value`` (a finite number) under ``name`` and write the file; returns the number."""
+        if not name.isidentifier():
+            raise ValueError(f"result names are identifiers like 'val_acc_largest', got {name!r}.")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"result {name!r} is {number}: a run that produced NaN/inf needs fixing, not recording.")
+        self.values[name] = number
+        self._write()
+        return number
+
+    def __getitem__(self, name: str) -> float:
+        return self.values[name]
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        existing = {}
+        if self.path.is_file():
+            try:
+                existing = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                existing = {}
+        # Keep the harness's own fields (wall_s, peak_rss_mb) if a previous run left them.
+        merged = {k: v for k, v in existing.items() if k in ("wall_s", "peak_rss_mb")}
+        merged.update(self.values, profile=self.profile)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.path)
