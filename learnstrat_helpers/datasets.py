@@ -16,6 +16,7 @@ from . import assets
 
 SST2_HUB_ID = "stanfordnlp/sst2"
 SST2_LABELS = ("negative", "positive")
+SST2_SCHEMA = {"sentence": str, "label": int}
 FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -32,6 +33,10 @@ def _check_records(split: str, records, required: dict[str, type], label_field: 
     missing = [f for f in required if f not in records.column_names]
     if missing:
         raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {records.column_names}.")
+    for name, kind in required.items():
+        for i, value in enumerate(records[name]):
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
+                raise SchemaError(f"split {split!r}, record {i}: {name}={value!r} is not a non-empty {kind.__name__}.")
     if label_field is not None:
         labels = np.asarray(records[label_field])
         bad = np.flatnonzero((labels < 0) | (labels >= n_labels))
@@ -39,6 +44,37 @@ def _check_records(split: str, records, required: dict[str, type], label_field: 
             raise SchemaError(
                 f"split {split!r}, record {int(bad[0])}: {label_field}={labels[bad[0]]} is outside 0..{n_labels - 1}."
             )
+
+
+def _load_jsonl_split(path: Path, schema: dict[str, type]):
+    """One JSONL file as a ``datasets.Dataset`` of the ``schema``'s columns, with errors naming file and line.
+
+    Parsed here rather than by pyarrow, which silently coerces values (a label "1" becomes 1)."""
+    import json
+
+    import datasets
+
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"{path}, line {line_number}: not valid JSON ({exc.msg}).") from exc
+            if not isinstance(record, dict):
+                raise SchemaError(f"{path}, line {line_number}: expected a JSON object, got {type(record).__name__}.")
+            records.append(record)
+    if not records:
+        raise SchemaError(f"{path} is empty: expected one JSON record per line.")
+    present = [c for c in schema if all(c in r for r in records)]  # a missing column is reported by the caller
+    for index, record in enumerate(records):
+        for column in present:
+            value = record[column]
+            if not isinstance(value, schema[column]) or isinstance(value, bool):
+                raise SchemaError(f"{path}, record {index}: {column}={value!r} is not a {schema[column].__name__}.")
+    return datasets.Dataset.from_dict({c: [r[c] for r in records] for c in present})
 
 
 def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
@@ -56,8 +92,8 @@ def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
         raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation, test.")
     folder = assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits])
     if folder is not None:
-        files = {s: str(folder / f"{s}.jsonl") for s in splits}
-        loaded = datasets.load_dataset("json", data_files=files)
+        # One file at a time, so a file whose columns differ is reported by name.
+        loaded = datasets.DatasetDict({s: _load_jsonl_split(folder / f"{s}.jsonl", SST2_SCHEMA) for s in splits})
     elif assets.is_offline():
         raise assets.AssetNotFound(
             "the SST-2 dataset",
@@ -69,16 +105,19 @@ def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
         loaded = datasets.load_dataset(SST2_HUB_ID)
         loaded = datasets.DatasetDict({s: loaded[s] for s in splits})
     for split in splits:
-        _check_records(split, loaded[split], {"sentence": str, "label": int}, "label", len(SST2_LABELS))
-    features = loaded[splits[0]].features.copy()
-    features["label"] = datasets.ClassLabel(names=list(SST2_LABELS))
-    return loaded.cast(features)
+        _check_records(split, loaded[split], SST2_SCHEMA, "label", len(SST2_LABELS))
+    label_feature = datasets.ClassLabel(names=list(SST2_LABELS))
+    return datasets.DatasetDict({s: loaded[s].select_columns(["sentence", "label"]).cast_column("label", label_feature)
+                                 for s in splits})
 
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError) as exc:  # not gzip, or cut short
+        raise SchemaError(f"{path} could not be read: {exc}") from exc
     if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
         raise SchemaError(f"{path} is not an idx file of unsigned bytes.")
     ndim = raw[3]

@@ -120,6 +120,8 @@ def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str 
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {images.shape}.")
+    if len(titles) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(titles)} titles.")
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows), squeeze=False)

@@ -1,0 +1,85 @@
+"""Run profiles: one table, picked by name or LEARNSTRAT_PROFILE."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from learnstrat_helpers.profiles import PROFILE_NAMES, Profile, get_profile
+
+
+def test_the_three_profiles_exist():
+    assert PROFILE_NAMES == ("quick", "default", "full")
+    for name in PROFILE_NAMES:
+        profile = get_profile(name)
+        assert isinstance(profile, Profile) and profile.name == name
+
+
+def test_env_var_picks_the_profile(monkeypatch):
+    monkeypatch.setenv("LEARNSTRAT_PROFILE", "full")
+    assert get_profile().name == "full"
+    monkeypatch.setenv("LEARNSTRAT_PROFILE", " Quick ")
+    assert get_profile().name == "quick"
+    monkeypatch.delenv("LEARNSTRAT_PROFILE")
+    assert get_profile().name == "default"
+
+
+def test_explicit_name_wins_over_env(monkeypatch):
+    monkeypatch.setenv("LEARNSTRAT_PROFILE", "full")
+    assert get_profile("quick").name == "quick"
+
+
+@pytest.mark.parametrize("name", ["fast", "Defaults", "medium"])
+def test_unknown_profile_lists_the_choices(monkeypatch, name):
+    with pytest.raises(ValueError, match="quick, default, full"):
+        get_profile(name)
+    monkeypatch.setenv("LEARNSTRAT_PROFILE", name)
+    with pytest.raises(ValueError, match="LEARNSTRAT_PROFILE"):
+        get_profile()
+
+
+def test_quick_is_strictly_smaller_than_default_smaller_than_full():
+    quick, default, full = (get_profile(n).transfer for n in PROFILE_NAMES)
+    for small, big in ((quick, default), (default, full)):
+        assert len(small.seeds) < len(big.seeds)
+        assert max(small.text_per_class) < max(big.text_per_class)
+        assert max(small.vision_per_class) < max(big.vision_per_class)
+        assert small.vision_pool_per_class < big.vision_pool_per_class
+        assert small.vision_test_per_class < big.vision_test_per_class
+        assert small.vision_resolution < big.vision_resolution
+        assert small.vision_low_resolution < big.vision_low_resolution
+        assert small.scratch_epochs < big.scratch_epochs
+        assert small.scratch_max_steps < big.scratch_max_steps
+        assert small.finetune_steps < big.finetune_steps
+    assert max(quick.text_per_class) < max(default.text_per_class)
+    assert len(quick.text_per_class) < len(default.text_per_class)
+    assert quick.text_val_size is not None and quick.text_val_size < 872
+
+
+def test_every_profile_is_internally_consistent():
+    for name in PROFILE_NAMES:
+        t = get_profile(name).transfer
+        for f in ("seeds", "text_per_class", "vision_per_class"):
+            values = getattr(t, f)
+            assert len(values) >= 2 and list(values) == sorted(set(values)), (name, f)
+        assert min(t.text_per_class) >= 1 and min(t.vision_per_class) >= 1
+        # Every learning-curve subset is drawn from the pool, and the low resolution is the lower one.
+        assert max(t.vision_per_class) <= t.vision_pool_per_class, name
+        assert 8 <= t.vision_low_resolution < t.vision_resolution, name
+        assert t.text_val_size is None or 1 <= t.text_val_size <= 872
+        assert t.text_model_hub_id is None, "the offline-capable MiniLM is the only text model for now"
+
+
+def test_default_text_sizes_span_8_to_512_and_include_32():
+    sizes = get_profile("default").transfer.text_per_class
+    assert 32 in sizes, "notebook 01 records a headline number at 32 sentences per class"
+    assert min(sizes) == 8 and max(sizes) == 512
+    assert 32 in get_profile("full").transfer.text_per_class
+
+
+def test_profiles_are_frozen():
+    profile = get_profile("quick")
+    with pytest.raises(Exception):
+        profile.transfer.seeds = (9,)  # type: ignore[misc]
+    assert {f.name for f in fields(profile)} == {"name", "transfer"}
