@@ -11,8 +11,11 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 # Benchmark data for tests: ../shared/data when it exists beside the clone (CI), else the Hub.
 SHARED_DATA := $(abspath ../shared/data)
+# There (a developer's or CI machine) we know we are offline: say so, so nothing waits on the network.
 ifneq ($(wildcard $(SHARED_DATA)/sst2),)
 export LEARNSTRAT_DATA_DIR ?= $(SHARED_DATA)
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
 endif
 export HF_HUB_DISABLE_TELEMETRY := 1
 export FLWR_TELEMETRY_ENABLED := 0

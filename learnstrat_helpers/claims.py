@@ -31,9 +31,9 @@ def check_claims(claims: list[Claim], enforce: bool = True) -> str:
     """
     if not claims:
         raise ValueError("check_claims got no claims to check.")
-    rows = [f"{'holds?':7} {'claim':55} evidence"]
+    rows = []
     for c in claims:
-        rows.append(f"{'yes' if c.holds else 'NO':7} {c.claim[:55]:55} {c.evidence}")
+        rows.append(f"[{'holds' if c.holds else 'CONTRADICTED'}] {c.strategy}: {c.claim}\n    evidence: {c.evidence}")
     table = "\n".join(rows)
     print(table)
     failed = [c for c in claims if not c.holds]

@@ -57,7 +57,7 @@ def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    ax.legend()
+    ax.legend(loc="best")
     return ax
 
 
