@@ -34,6 +34,7 @@ __all__ = [
     "NUM_FEATURES",
     "EfficientNetLite0",
     "extract_features",
+    "extract_features_by_depth",
     "grayscale_to_rgb_input",
     "imagenet_top_k",
     "load_efficientnet_lite0",

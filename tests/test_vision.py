@@ -180,3 +180,29 @@ def test_load_photo_from_array_and_file(tmp_path) -> None:
     torch.testing.assert_close(load_photo(path, size=32), from_array)
     with pytest.raises(ValueError, match="RGB"):
         load_photo(np.zeros((4, 4, 5), dtype=np.uint8))
+
+
+def test_features_by_depth_match_separate_passes(model: EfficientNetLite0) -> None:
+    from learnstrat_helpers.vision import extract_features_by_depth
+
+    torch.manual_seed(0)
+    images = normalize_for_efficientnet(torch.rand(5, 3, 64, 64))
+    out = extract_features_by_depth(model, images, pooled_after=(5, 11), maps_after=(15,), batch_size=2)
+    assert torch.allclose(out["head"], extract_features(model, images), atol=1e-5)
+    assert torch.allclose(out["pooled"][5], pooled(extract_features(model, images, stop_block=5)), atol=1e-5)
+    assert out["pooled"][11].shape == (5, model.block_output_channels(10))
+    assert torch.allclose(out["maps"][15], extract_features(model, images, stop_block=15), atol=1e-5)
+    # Usable to train a head (not inference-mode tensors).
+    head = torch.nn.Linear(1280, 2)
+    head(out["head"]).sum().backward()
+    assert head.weight.grad is not None
+
+
+def test_features_by_depth_rejects_bad_depths_and_input(model: EfficientNetLite0) -> None:
+    from learnstrat_helpers.vision import extract_features_by_depth
+
+    images = normalize_for_efficientnet(torch.rand(2, 3, 32, 32))
+    with pytest.raises(ValueError, match="depths must lie in 1..16"):
+        extract_features_by_depth(model, images, pooled_after=(0,))
+    with pytest.raises(ValueError, match="non-empty"):
+        extract_features_by_depth(model, images[:0], pooled_after=(5,))
