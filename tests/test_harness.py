@@ -1,0 +1,44 @@
+"""The benchmark harness's bookkeeping (running notebooks is `make course`'s job, not a unit test's)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("run_course", ROOT / "benchmarks" / "run_course.py")
+run_course = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_course)
+
+
+def _row(stem, wall_s, rss_mb, error=None, **numbers):
+    return {"stem": stem, "results": {"wall_s": wall_s, "peak_rss_mb": rss_mb, "profile": "default", **numbers},
+            "error": error}
+
+
+def test_over_budget_uses_each_notebooks_limits():
+    assert run_course.over_budget(_row("01_transfer_learning", 299, 1799)) == []
+    assert run_course.over_budget(_row("01_transfer_learning", 301, 100)) == ["wall 301 s > 300 s"]
+    assert run_course.over_budget(_row("01_transfer_learning", 10, 1900)) == ["peak RSS 1900 MB > 1800 MB"]
+    assert run_course.over_budget(_row("03_multitask_ner_re", 470, 100)) == []  # 03 may take 8 minutes
+
+
+def test_write_table_lists_status_and_numbers(tmp_path):
+    rows = [_row("01_transfer_learning", 200, 1200, text_gain_vs_tfidf_32=0.12),
+            _row("02_bert_fine_tuning", 400, 1000), _row("04_federated_learning", 5, 5, error="boom")]
+    text = run_course.write_table(rows, "default", tmp_path / "table.md").read_text()
+    assert "| 01_transfer_learning | ok | 200 | 1200 | `text_gain_vs_tfidf_32` 0.120 |" in text
+    assert "| 02_bert_fine_tuning | over budget: wall 400 s > 300 s |" in text
+    assert "| 04_federated_learning | failed |" in text
+    assert "Machine:" in text and "Profile: `default`" in text
+
+
+def test_peak_memory_sees_a_child_process():
+    with run_course.PeakMemory(interval_s=0.05) as memory:
+        child = subprocess.Popen([sys.executable, "-c", "b = bytearray(200 * 2**20); import time; time.sleep(1.0)"])
+        child.wait()
+        time.sleep(0.1)
+    assert memory.peak_bytes > 150 * 2**20
