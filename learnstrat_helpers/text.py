@@ -15,8 +15,9 @@ from . import assets
 from .progress import progress
 
 
-def load_encoder(model_name_or_path: str | None = None):
+def load_encoder(model_name_or_path: str | None = None, device: str | torch.device | None = None):
     """``(tokenizer, model)`` for a BERT-family encoder, in eval mode; MiniLM-L6 when no name is given.
+    ``device`` defaults to the GPU when there is one.
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
@@ -25,7 +26,7 @@ def load_encoder(model_name_or_path: str | None = None):
     source = model_name_or_path or assets.resolve_minilm()
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModel.from_pretrained(source)
-    model.eval()
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     return tokenizer, model
 
 
@@ -78,8 +79,9 @@ def embed_texts(texts: Sequence[str], tokenizer, model, *, batch_size: int = 64,
     batches = length_sorted_batches(lengths, batch_size)
     for batch in progress(batches, desc="embedding") if show_progress else batches:
         features = tokenizer.pad({k: [encoded[k][i] for i in batch] for k in encoded}, return_tensors="pt")
+        features = {k: v.to(model.device) for k, v in features.items()}
         hidden = model(**features).last_hidden_state
-        out[batch] = mean_pool(hidden, features["attention_mask"]).float()
+        out[batch] = mean_pool(hidden, features["attention_mask"]).float().cpu()
     return torch.nn.functional.normalize(out, dim=1) if normalize else out
 
 

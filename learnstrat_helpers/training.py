@@ -52,10 +52,11 @@ class History:
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits for ``x``, in batches, with the model in eval mode."""
+    """Logits for ``x`` (on the CPU), in batches on the model's device, with the model in eval mode."""
     was_training = model.training
     model.eval()
-    logits = torch.cat([model(x[i: i + batch_size]) for i in range(0, len(x), batch_size)])
+    device = next(model.parameters()).device
+    logits = torch.cat([model(x[i: i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
     model.train(was_training)
     return logits
 
@@ -65,7 +66,8 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_clas
                    val: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 0,
                    augment=None, seed: int = 0, show_progress: bool = True) -> History:
     """Train ``model`` (its trainable parameters only) with AdamW and a cosine schedule for ``steps``
-    mini-batch steps on in-memory tensors. Returns the :class:`History`.
+    mini-batch steps on in-memory CPU tensors, each batch moved to the model's device. Returns the
+    :class:`History`.
 
     Explained in 01, section "Vision: where transfer stops paying".
     """
@@ -77,6 +79,7 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_clas
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters: unfreeze something first.")
+    device = params[0].device  # the data stays on the CPU; each batch moves to the model's device
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
     generator = torch.Generator().manual_seed(seed)
@@ -91,9 +94,10 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_clas
         batch = order[cursor: cursor + batch_size]
         cursor += batch_size
         inputs = x[batch] if augment is None else augment(x[batch], generator)
+        inputs, targets = inputs.to(device), y[batch].to(device)
         if inputs.ndim == 4:  # images: channels-last makes CPU convolutions markedly faster
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        loss = nn.functional.cross_entropy(model(inputs), y[batch])
+        loss = nn.functional.cross_entropy(model(inputs), targets)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

