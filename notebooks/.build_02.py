@@ -224,7 +224,7 @@ from transformers import Trainer, TrainingArguments
 
 collator = ft.CountingCollator(tokenizer.pad_token_id)
 args = TrainingArguments(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=settings.batch_size,
-                         max_steps=settings.throughput_steps, learning_rate=FULL_FT["lr"], warmup_ratio=0.1,
+                         max_steps=settings.throughput_steps, learning_rate=FULL_FT["lr"], warmup_steps=0.1,
                          report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True,
                          disable_tqdm=not progress_enabled())
 trainer = Trainer(model=ft.load_classifier(model_source, seed=0), args=args,
@@ -241,7 +241,7 @@ results.record("train_tokens_per_s_helper", helper_speed)
 md(r'''
 **What to notice.** Padding to a fixed length wastes most of the compute: SST-2 sentences are short. The
 `Trainer` is not slow because of its loop, but because random batches mix short and long sentences;
-`TrainingArguments(group_by_length=True)` gives it the same lever. Use `Trainer` when you want its
+`TrainingArguments(train_sampling_strategy="group_by_length")` gives it the same lever. Use `Trainer` when you want its
 features; write the loop when you want to see or change the step.
 ''')
 md(r'''
