@@ -188,8 +188,8 @@ def unfreeze_top_layers(model: nn.Module, k: int) -> nn.Module:
 
 def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1,
              target_modules: Sequence[str] = ("query", "value")):
-    """Wrap ``model`` with LoRA adapters (``peft``): the pretrained weights freeze, low-rank updates of the
-    attention's query and value matrices and the new classifier train.
+    """Wrap ``model`` with LoRA adapters (``peft``): the pretrained weights freeze; low-rank updates of the
+    attention's query and value matrices, the pooler and the new classifier train.
 
     Explained in 02, section "Strategies side by side".
     """
@@ -197,8 +197,10 @@ def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1
 
     if r < 1:
         raise ValueError(f"the LoRA rank r must be at least 1, got {r}.")
+    # The pooler trains too (as in top-k): its pretrained weights were never tuned for classification.
+    modules = [name.split(".")[-1] for name, _ in model.named_modules() if name.split(".")[-1] == "pooler"]
     config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout,
-                        target_modules=list(target_modules))
+                        target_modules=list(target_modules), modules_to_save=["classifier", *modules[:1]])
     return get_peft_model(model, config)
 
 
@@ -394,7 +396,25 @@ def fine_tune(model, train: TokenizedTexts, *, epochs: int = 1, batch_size: int 
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
+    del optimizer, scheduler, groups, best_state
+    release_memory()
     return history
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed memory back to the operating system (glibc ``malloc_trim``), so
+    that runs one after another don't ratchet the process's memory up.
+
+    Explained in 02, section "Fine-tuning: the whole encoder learns".
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows): nothing to trim
+        pass
 
 
 def early_stopping_epoch(val_losses: Sequence[float], patience: int) -> tuple[int, int]:

@@ -50,6 +50,7 @@ md(r'''
 the same code.
 ''')
 code(r'''
+import gc
 import time
 
 import matplotlib.pyplot as plt
@@ -189,6 +190,7 @@ depth_lr = sorted({(g["depth"], g["lr"]) for g in groups})
 ax3.bar([("head" if d == 0 else "emb." if d == max(depth_lr)[0] else f"L{len(depth_lr) - 1 - d}") for d, _ in depth_lr],
         [lr for _, lr in depth_lr]); ax3.set(title="layer-wise learning-rate decay", ylabel="peak learning rate")
 plt.tight_layout(); plt.show()
+del full_model; ft.release_memory()   # its validation probabilities are kept for the error analysis
 ''')
 md(r'''
 ### Mechanics: dynamic padding and length-grouped batches
@@ -202,6 +204,7 @@ def tokens_per_s(**how):
     model = ft.load_classifier(model_source, seed=0)
     h = ft.fine_tune(model, big_train, max_steps=settings.throughput_steps, step=train_step, show_progress=False,
                      **FULL_FT, **how)
+    del model; ft.release_memory()
     return h.tokens_per_s, h.tokens / h.padded_tokens
 
 padding = {f"pad to {settings.max_length}": tokens_per_s(group_by_length=False, pad_to=settings.max_length),
@@ -254,7 +257,7 @@ the frozen encoder's head is trained to convergence on cached embeddings, as in 
 | frozen encoder + linear head | only a new head on fixed sentence embeddings |
 | top-*k* layers | the top *k* transformer layers, pooler and head; the rest frozen |
 | full fine-tuning | everything |
-| LoRA | small low-rank updates *B·A* added to the attention's query and value matrices, plus the head |
+| LoRA | small low-rank updates *B·A* added to the attention's query and value matrices, plus pooler and head |
 
 On a CPU the largest size allows only one fine-tuning run, so the side-by-side comparison runs at the
 second-largest size (`full`: at the largest).
@@ -280,12 +283,14 @@ strategy_train = subset(settings.seeds[0], strategy_size)
 def run_strategy(prepare, lr):
     model = prepare(ft.load_classifier(model_source, seed=0))
     h = ft.fine_tune(model, strategy_train, epochs=1, step=train_step, **{**FULL_FT, "lr": lr})
-    return {"acc": ft.evaluate(model, val)[1], "params": ft.count_trainable_parameters(model), "s/epoch": h.train_seconds}
+    result = {"acc": ft.evaluate(model, val)[1], "params": ft.count_trainable_parameters(model), "s/epoch": h.train_seconds}
+    del model; ft.release_memory()
+    return result
 
 strategies = {
     "top-2 layers": run_strategy(lambda m: ft.unfreeze_top_layers(m, 2), lr=2e-4),
     "full fine-tuning": run_strategy(lambda m: m, lr=FULL_FT["lr"]),
-    "LoRA (r=8)": run_strategy(lambda m: ft.add_lora(m, r=8), lr=1e-3),
+    "LoRA (r=8)": run_strategy(lambda m: ft.add_lora(m, r=8), lr=5e-4),
 }
 strategies = {"frozen + linear head": {"acc": frozen_acc[strategy_size][0], "params": 2 * train_emb.shape[1] + 2,
                                        "s/epoch": 0.0}, **strategies}
@@ -314,7 +319,7 @@ fine-tuning: it typically needs more steps and a larger learning rate.
 ''')
 md(r'''
 ## Learning curve: how much does fine-tuning need?
-Full fine-tuning at every size. Small sets get more epochs (same order of optimiser steps), and at the small
+Full fine-tuning at every size. Small sets get more epochs and smaller batches (enough optimiser steps to learn), and at the small
 sizes we repeat with every seed: with 100 sentences, *which* 100 matters. The smallest size's first-seed run
 also records train and validation loss after every epoch, for the next section (on the first
 `curve_val_size` validation sentences, to keep it quick).
@@ -322,6 +327,9 @@ also records train and validation loss after every epoch, for the next section (
 code(r'''
 def epochs_for(n):
     return max(1, round(settings.small_epochs * sizes[0] / n))
+
+def batch_for(n):  # small sets get small batches: at least ~12 optimiser steps per epoch
+    return min(settings.batch_size, max(8, n // 12))
 
 curve_val = val.subset(range(min(settings.curve_val_size, len(val))))
 full_acc, demo = {largest: [full_acc_largest]}, None
@@ -333,9 +341,10 @@ for n in sizes[:-1]:
         watch = n == sizes[0] and s == settings.seeds[0]
         model = ft.load_classifier(model_source, seed=s)
         h = ft.fine_tune(model, subset(s, n), epochs=epochs_for(n), seed=s, step=train_step, val=curve_val if watch else None,
-                         eval_train=watch, show_progress=False, **FULL_FT)
+                         eval_train=watch, show_progress=False, **{**FULL_FT, "batch_size": batch_for(n)})
         full_acc[n].append(ft.evaluate(model, val)[1])
         demo = h if watch else demo
+        del model; ft.release_memory()
     print(f"{n:6d} sentences, {epochs_for(n)} epoch(s): full FT {np.mean(full_acc[n]):.3f} ± {np.std(full_acc[n]):.3f} "
           f"  frozen {np.mean(frozen_acc[n]):.3f}   TF-IDF {np.mean(tfidf_acc[n]):.3f}")
 ''')
@@ -364,8 +373,9 @@ we measured the loss on its own training sentences and on held-out validation se
 code(r'''
 stop, best = ft.early_stopping_epoch(demo.val_loss, patience=2)
 wd_model = ft.load_classifier(model_source, seed=settings.seeds[0])
-wd = ft.fine_tune(wd_model, subset(settings.seeds[0], sizes[0]), epochs=epochs_for(sizes[0]), val=curve_val, eval_train=True,
-                  seed=settings.seeds[0], step=train_step, show_progress=False, **{**FULL_FT, "weight_decay": 0.3})
+wd = ft.fine_tune(wd_model, subset(settings.seeds[0], sizes[0]), epochs=epochs_for(sizes[0]), val=curve_val,
+                  seed=settings.seeds[0], step=train_step, show_progress=False,
+                  **{**FULL_FT, "batch_size": batch_for(sizes[0]), "weight_decay": 0.3})
 epochs = np.arange(1, len(demo.val_loss) + 1)
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(epochs, demo.train_eval_loss, marker="o", label="train loss"); ax.plot(epochs, demo.val_loss, marker="o", label="validation loss")
