@@ -36,9 +36,26 @@ class TransferSettings:
 
 
 @dataclass(frozen=True)
+class FineTuningSettings:
+    """Notebook 02's sizes."""
+
+    seeds: tuple[int, ...]                   # seeds of the learning curve's small sizes (the largest sizes use the first)
+    train_sizes: tuple[int, ...]             # labelled SST-2 sentences (balanced) per learning-curve point
+    multi_seed_sizes: int                    # sizes up to this many sentences are run with every seed
+    small_epochs: int                        # epochs at the smallest size (the overfitting demo)
+    val_size: int | None                     # None: the whole 872-sentence validation split
+    curve_val_size: int                      # validation sentences evaluated after each epoch of the overfitting demo
+    text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
+    max_length: int                          # tokens kept per sentence
+    batch_size: int
+    throughput_steps: int                    # optimiser steps per throughput measurement (helper vs Trainer, padding)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     transfer: TransferSettings
+    fine_tuning: FineTuningSettings
 
 
 _PROFILES = {
@@ -58,6 +75,10 @@ _PROFILES = {
             scratch_max_steps=20,
             finetune_steps=10,
         ),
+        fine_tuning=FineTuningSettings(
+            seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, val_size=48,
+            curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=3,
+        ),
     ),
     "default": Profile(
         name="default",
@@ -75,6 +96,11 @@ _PROFILES = {
             scratch_max_steps=300,
             finetune_steps=200,
         ),
+        fine_tuning=FineTuningSettings(
+            seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 8000), multi_seed_sizes=400, small_epochs=8,
+            val_size=None, curve_val_size=200, text_model_hub_id=None, max_length=64, batch_size=32,
+            throughput_steps=8,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -91,6 +117,11 @@ _PROFILES = {
             scratch_epochs=30,
             scratch_max_steps=3000,
             finetune_steps=1500,
+        ),
+        fine_tuning=FineTuningSettings(
+            seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
+            small_epochs=10, val_size=None, curve_val_size=872, text_model_hub_id="bert-base-uncased",
+            max_length=128, batch_size=64, throughput_steps=50,
         ),
     ),
 }

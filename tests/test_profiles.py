@@ -82,4 +82,29 @@ def test_profiles_are_frozen():
     profile = get_profile("quick")
     with pytest.raises(Exception):
         profile.transfer.seeds = (9,)  # type: ignore[misc]
-    assert {f.name for f in fields(profile)} == {"name", "transfer"}
+    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning"}
+    with pytest.raises(Exception):
+        profile.fine_tuning.train_sizes = (9,)  # type: ignore[misc]
+
+
+def test_fine_tuning_quick_is_smaller_than_default_smaller_than_full():
+    quick, default, full = (get_profile(n).fine_tuning for n in PROFILE_NAMES)
+    for small, big in ((quick, default), (default, full)):
+        assert len(small.seeds) < len(big.seeds)
+        assert max(small.train_sizes) < max(big.train_sizes)
+        for name in ("multi_seed_sizes", "small_epochs", "curve_val_size", "max_length", "batch_size", "throughput_steps"):
+            assert getattr(small, name) < getattr(big, name), name
+    assert quick.val_size is not None and quick.val_size < 872
+    assert default.val_size is None and full.val_size is None
+
+
+def test_fine_tuning_settings_are_consistent():
+    for name in PROFILE_NAMES:
+        t = get_profile(name).fine_tuning
+        assert len(t.train_sizes) >= 4 and list(t.train_sizes) == sorted(set(t.train_sizes)), name
+        assert len(t.seeds) >= 2 and sum(s <= t.multi_seed_sizes for s in t.train_sizes) >= 2, name
+        assert t.multi_seed_sizes < t.train_sizes[-1], name
+    assert get_profile("default").fine_tuning.text_model_hub_id is None
+    assert get_profile("full").fine_tuning.text_model_hub_id == "bert-base-uncased"
+    d = get_profile("default").fine_tuning
+    assert d.train_sizes[0] <= 128 and d.train_sizes[-1] >= 4000 and len(d.seeds) >= 3
