@@ -57,8 +57,9 @@ def test_exercises_have_answers_solutions_and_checks(notebook):
     solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
     assert len(solutions) >= len(answers)
     assert all(c.metadata.get("jupyter", {}).get("source_hidden") for c in solutions), "solutions start collapsed"
+    checks = [c.source for c in nb.cells if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])]
     for name in answers:
-        assert any(s.startswith("assert") and name in s for s in sources), f"{path.name}: no check cell for {name}"
+        assert any(re.search(rf"^assert .*{name}", s, flags=re.M) for s in checks), f"{path.name}: no check cell for {name}"
 
 
 def test_ends_with_claims_vs_evidence(notebook):
