@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .progress import progress
+from .text import checked_texts
 
 N_LABELS_DEFAULT = 2
 
@@ -62,12 +63,7 @@ def tokenize(texts: Sequence[str], labels, tokenizer, *, max_length: int = 64,
 
     Explained in 02, section "Mechanics: dynamic padding and length-grouped batches".
     """
-    texts = list(texts)
-    if not texts:
-        raise ValueError("tokenize got no texts.")
-    empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        raise ValueError(f"text {empty[0]} is empty or not a string ({len(empty)} such texts).")
+    texts = checked_texts(texts)
     labels = torch.as_tensor(np.asarray(labels)).long()
     if labels.ndim != 1 or len(labels) != len(texts):
         raise ValueError(f"got {len(texts)} texts but labels of shape {tuple(labels.shape)}.")

@@ -55,10 +55,11 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _checked_texts(texts: Sequence[str]) -> list[str]:
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, or one clear ValueError if it is empty or holds an empty or non-string text."""
     texts = list(texts)
     if not texts:
-        raise ValueError("got no texts to embed.")
+        raise ValueError("got no texts.")
     empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if empty:
         raise ValueError(f"text {empty[0]} is empty or not a string ({len(empty)} such texts).")
@@ -72,7 +73,7 @@ def embed_texts(texts: Sequence[str], tokenizer, model, *, batch_size: int = 64,
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
-    texts = _checked_texts(texts)
+    texts = checked_texts(texts)
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
     lengths = [len(ids) for ids in encoded["input_ids"]]
     out = torch.empty(len(texts), model.config.hidden_size)
@@ -98,7 +99,7 @@ def embed_texts_cached(texts: Sequence[str], model_name_or_path: str | None = No
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
-    texts = _checked_texts(texts)
+    texts = checked_texts(texts)
     source = model_name_or_path or assets.resolve_minilm()
     settings = sorted((k, v) for k, v in kwargs.items() if k != "show_progress")
     path = embedding_cache_path(texts, f"{source}|{settings}")
