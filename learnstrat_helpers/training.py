@@ -6,6 +6,7 @@ Explained in 01, section "Vision: where transfer stops paying".
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,8 +72,6 @@ def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_clas
 
     Explained in 01, section "Vision: where transfer stops paying".
     """
-    import time
-
     check_examples(x, y, n_classes)
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
