@@ -196,3 +196,152 @@ def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed:
     if resolution != 28:
         x = torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     return x, torch.from_numpy(labels.astype(np.int64))
+
+
+# ---------------------------------------------------------------- CoNLL04 (notebook 03)
+
+CONLL04_HUB_ID = "DFKI-SLT/conll04"
+CONLL04_SPLITS = ("train", "validation", "test")
+CONLL04_ENTITY_TYPES = ("Peop", "Loc", "Org", "Other")
+# Each relation type with the entity types of its (head, tail), as annotated in CoNLL04.
+CONLL04_RELATIONS = {
+    "Work_For": ("Peop", "Org"),
+    "Kill": ("Peop", "Peop"),
+    "OrgBased_In": ("Org", "Loc"),
+    "Live_In": ("Peop", "Loc"),
+    "Located_In": ("Loc", "Loc"),
+}
+CONLL04_SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "conll04_sample"
+
+
+def check_conll04_record(record: dict, where: str = "record") -> None:
+    """One clear :class:`SchemaError` for a CoNLL04 record that is malformed: no tokens (an empty
+    sentence), an entity span outside the sentence or empty, overlapping entities, an unknown entity or
+    relation type, a relation pointing past the entity list or to itself, or a relation whose arguments
+    have the wrong entity types (Work_For needs a Peop head and an Org tail, ...). ``where`` names the
+    record in the message.
+
+    Explained in 03, section "Data: CoNLL04".
+    """
+    for field_name in ("tokens", "entities", "relations"):
+        if not isinstance(record.get(field_name), list):
+            raise SchemaError(f"{where}: field {field_name!r} is missing or not a list.")
+    tokens, entities, relations = record["tokens"], record["entities"], record["relations"]
+    if not tokens:
+        raise SchemaError(f"{where}: empty sentence (no tokens).")
+    bad_token = next((i for i, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()), None)
+    if bad_token is not None:
+        raise SchemaError(f"{where}: token {bad_token} is {tokens[bad_token]!r}, not a non-empty string.")
+    for i, e in enumerate(entities):
+        if not isinstance(e, dict) or not all(isinstance(e.get(k), int) for k in ("start", "end")):
+            raise SchemaError(f"{where}, entity {i}: needs integer 'start' and 'end', got {e!r}.")
+        if e.get("type") not in CONLL04_ENTITY_TYPES:
+            raise SchemaError(f"{where}, entity {i}: type {e.get('type')!r} is not one of {CONLL04_ENTITY_TYPES}.")
+        if not 0 <= e["start"] < e["end"] <= len(tokens):
+            raise SchemaError(f"{where}, entity {i}: span [{e['start']}, {e['end']}) is empty or outside the "
+                              f"sentence of {len(tokens)} tokens (end is exclusive).")
+    order = sorted(range(len(entities)), key=lambda i: entities[i]["start"])
+    for a, b in zip(order, order[1:]):
+        if entities[b]["start"] < entities[a]["end"]:
+            raise SchemaError(f"{where}: entities {a} [{entities[a]['start']}, {entities[a]['end']}) and "
+                              f"{b} [{entities[b]['start']}, {entities[b]['end']}) overlap.")
+    for i, r in enumerate(relations):
+        if not isinstance(r, dict) or r.get("type") not in CONLL04_RELATIONS:
+            raise SchemaError(f"{where}, relation {i}: type {r.get('type') if isinstance(r, dict) else r!r} is not "
+                              f"one of {tuple(CONLL04_RELATIONS)}.")
+        for arg in ("head", "tail"):
+            if not isinstance(r.get(arg), int) or not 0 <= r[arg] < len(entities):
+                raise SchemaError(f"{where}, relation {i}: {arg}={r.get(arg)!r} points past the entity list "
+                                  f"({len(entities)} entities).")
+        if r["head"] == r["tail"]:
+            raise SchemaError(f"{where}, relation {i}: head and tail are the same entity ({r['head']}).")
+        expected = CONLL04_RELATIONS[r["type"]]
+        found = (entities[r["head"]]["type"], entities[r["tail"]]["type"])
+        if found != expected:
+            raise SchemaError(f"{where}, relation {i}: {r['type']} needs arguments {expected[0]} -> {expected[1]}, "
+                              f"got {found[0]} -> {found[1]}.")
+
+
+def _read_conll04_file(path: Path) -> list[dict]:
+    import json
+
+    records = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"{path}, line {line_number}: not valid JSON ({exc.msg}).") from exc
+            if not isinstance(record, dict):
+                raise SchemaError(f"{path}, line {line_number}: expected a JSON object.")
+            check_conll04_record(record, f"{path.name}, line {line_number}")
+            records.append(record)
+    if not records:
+        raise SchemaError(f"{path} is empty: expected one JSON record per line.")
+    return records
+
+
+def _conll04_dataset(records: list[dict]):
+    import datasets
+
+    def clean(i, r):  # the same field order and types whatever the source
+        return {"tokens": list(r["tokens"]),
+                "entities": [{"start": int(e["start"]), "end": int(e["end"]), "type": e["type"]} for e in r["entities"]],
+                "relations": [{"head": int(x["head"]), "tail": int(x["tail"]), "type": x["type"]} for x in r["relations"]],
+                "orig_id": int(r.get("orig_id", i))}
+    return datasets.Dataset.from_list([clean(i, r) for i, r in enumerate(records)])
+
+
+def load_conll04(splits: tuple[str, ...] = CONLL04_SPLITS, *, allow_sample: bool = True):
+    """CoNLL04 (joint entity and relation extraction) as a ``datasets.DatasetDict`` with columns
+    ``tokens``, ``entities`` ({start, end (exclusive), type}), ``relations`` ({head, tail, type}, indices
+    into ``entities``) and ``orig_id``. Every record is checked (:func:`check_conll04_record`).
+
+    Order: ``$LEARNSTRAT_DATA_DIR/conll04/<split>.jsonl`` (or the cache), then the Hub's
+    ``DFKI-SLT/conll04``, then, with ``allow_sample``, the course's own small annotated sample in
+    ``data/conll04_sample`` with a loud warning: its numbers are not CoNLL04's.
+    The attribute ``source`` of the result says which was used.
+
+    Explained in 03, section "Data: CoNLL04".
+    """
+    import warnings
+
+    import datasets
+
+    unknown = [s for s in splits if s not in CONLL04_SPLITS]
+    if unknown:
+        raise ValueError(f"Unknown CoNLL04 split(s) {unknown}: choose from {', '.join(CONLL04_SPLITS)}.")
+    folder = assets.resolve_dataset_folder("conll04", [f"{s}.jsonl" for s in splits])
+    if folder is not None:
+        loaded = {s: _read_conll04_file(folder / f"{s}.jsonl") for s in splits}
+        source = str(folder)
+    elif not assets.is_offline():
+        hub = datasets.load_dataset(CONLL04_HUB_ID)
+        loaded = {}
+        for s in splits:
+            records = hub[s].to_list()
+            for i, r in enumerate(records):
+                check_conll04_record(r, f"{CONLL04_HUB_ID} {s}, record {i}")
+            loaded[s] = records
+        source = f"Hugging Face Hub ({CONLL04_HUB_ID})"
+    elif allow_sample and all((CONLL04_SAMPLE_DIR / f"{s}.jsonl").is_file() for s in splits):
+        message = (f"CoNLL04 is not available (LEARNSTRAT_DATA_DIR not set, nothing cached, Hub offline): using the "
+                   f"course's own small sample in {CONLL04_SAMPLE_DIR} instead. Every number below is on that sample, "
+                   f"NOT on CoNLL04, and is not comparable with published results. Go online once, or set "
+                   f"LEARNSTRAT_DATA_DIR to a folder holding conll04/train.jsonl, validation.jsonl, test.jsonl.")
+        warnings.warn(message, stacklevel=2)
+        print("WARNING: " + message)
+        loaded = {s: _read_conll04_file(CONLL04_SAMPLE_DIR / f"{s}.jsonl") for s in splits}
+        source = f"course sample ({CONLL04_SAMPLE_DIR})"
+    else:
+        raise assets.AssetNotFound(
+            "the CoNLL04 dataset",
+            ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'conll04'}: empty",
+             f"Hugging Face Hub ({CONLL04_HUB_ID}): offline", f"course sample {CONLL04_SAMPLE_DIR}: missing"],
+            "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding conll04/{train,validation,test}.jsonl.",
+        )
+    result = datasets.DatasetDict({s: _conll04_dataset(loaded[s]) for s in splits})
+    result.source = source
+    return result
