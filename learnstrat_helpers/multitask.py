@@ -368,9 +368,11 @@ class TrainHistory:
 
 
 def make_optimizer(model: nn.Module, total_steps: int, *, lr: float = 1e-4, head_lr: float = 1e-3,
-                   weight_decay: float = 0.01, warmup_ratio: float = 0.1, extra_params: Sequence[nn.Parameter] = ()):
-    """AdamW with ``lr`` for encoder parameters and ``head_lr`` for the heads (and ``extra_params``, e.g.
-    learned loss weights), warm-up then linear decay to 0 at ``total_steps``.
+                   weight_decay: float = 0.01, warmup_ratio: float = 0.1, extra_params: Sequence[nn.Parameter] = (),
+                   extra_lr: float = 2e-2):
+    """AdamW with ``lr`` for encoder parameters, ``head_lr`` for the heads and ``extra_lr`` (no weight decay)
+    for ``extra_params`` such as learned loss weights, which must move far in a few hundred steps;
+    warm-up then linear decay to 0 at ``total_steps``.
 
     Explained in 03, section "The joint model: one encoder, two heads".
     """
@@ -378,7 +380,8 @@ def make_optimizer(model: nn.Module, total_steps: int, *, lr: float = 1e-4, head
     for name, p in model.named_parameters():
         if p.requires_grad:
             (encoder if "encoder." in name else heads).append(p)
-    groups = [{"params": encoder, "lr": lr}, {"params": heads + list(extra_params), "lr": head_lr}]
+    groups = [{"params": encoder, "lr": lr}, {"params": heads, "lr": head_lr},
+              {"params": list(extra_params), "lr": extra_lr, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=weight_decay)
     return optimizer, warmup_linear_schedule(optimizer, int(warmup_ratio * total_steps), total_steps)
 

@@ -52,10 +52,35 @@ class FineTuningSettings:
 
 
 @dataclass(frozen=True)
+class MultitaskSettings:
+    """Notebook 03's sizes. One headline joint model at full depth; the comparisons (single-task, soft
+    sharing, loss weighting, training fractions) at a reduced scale: fewer encoder layers and epochs."""
+
+    seed: int
+    text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
+    max_length: int                          # word pieces kept per sentence
+    batch_size: int
+    train_sentences: int | None              # None: the whole training split
+    eval_sentences: int | None               # None: the whole test split (288 sentences)
+    train_on_validation: bool                # True: train+dev, as SpERT reports; False: train only
+    headline_layers: int | None              # encoder layers of the headline joint model (None: all)
+    headline_epochs: int
+    compare_layers: int | None               # encoder layers of the reduced-scale comparisons (None: all)
+    compare_epochs: int
+    fractions: tuple[float, ...]             # shares of the training sentences (the last is 1.0)
+    soft_strengths: tuple[float, ...]        # L2 penalty strengths of soft sharing (the first is 0)
+    soft_fraction: float                     # training share the soft-sharing sweep runs at
+    cosine_every: int                        # measure the tasks' gradient cosine every this many steps
+    lr: float                                # encoder learning rate (heads: head_lr)
+    head_lr: float
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     transfer: TransferSettings
     fine_tuning: FineTuningSettings
+    multitask: MultitaskSettings
 
 
 _PROFILES = {
@@ -79,6 +104,11 @@ _PROFILES = {
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, val_size=48,
             curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=3,
         ),
+        multitask=MultitaskSettings(
+            seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
+            train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1, compare_epochs=1,
+            fractions=(0.5, 1.0), soft_strengths=(0.0, 1.0), soft_fraction=0.5, cosine_every=2, lr=1e-4, head_lr=1e-3,
+        ),
     ),
     "default": Profile(
         name="default",
@@ -101,6 +131,12 @@ _PROFILES = {
             val_size=None, curve_val_size=200, text_model_hub_id=None, max_length=64, batch_size=32,
             throughput_steps=8,
         ),
+        multitask=MultitaskSettings(
+            seed=0, text_model_hub_id=None, max_length=128, batch_size=16, train_sentences=None, eval_sentences=None,
+            train_on_validation=False, headline_layers=None, headline_epochs=6, compare_layers=2, compare_epochs=3,
+            fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.1, 10.0), soft_fraction=0.5, cosine_every=4,
+            lr=1e-4, head_lr=1e-3,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -122,6 +158,12 @@ _PROFILES = {
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
             small_epochs=10, val_size=None, curve_val_size=872, text_model_hub_id="bert-base-uncased",
             max_length=128, batch_size=64, throughput_steps=50,
+        ),
+        multitask=MultitaskSettings(
+            seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
+            eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
+            compare_layers=None, compare_epochs=10, fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0),
+            soft_fraction=0.5, cosine_every=2, lr=5e-5, head_lr=1e-3,
         ),
     ),
 }

@@ -82,7 +82,7 @@ def test_profiles_are_frozen():
     profile = get_profile("quick")
     with pytest.raises(Exception):
         profile.transfer.seeds = (9,)  # type: ignore[misc]
-    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning"}
+    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "multitask"}
     with pytest.raises(Exception):
         profile.fine_tuning.train_sizes = (9,)  # type: ignore[misc]
 
@@ -108,3 +108,25 @@ def test_fine_tuning_settings_are_consistent():
     assert get_profile("full").fine_tuning.text_model_hub_id == "bert-base-uncased"
     d = get_profile("default").fine_tuning
     assert d.train_sizes[0] <= 128 and d.train_sizes[-1] >= 4000 and len(d.seeds) >= 3
+
+
+def test_multitask_quick_is_smaller_than_default_smaller_than_full():
+    quick, default, full = (get_profile(n).multitask for n in PROFILE_NAMES)
+    assert quick.train_sentences is not None and quick.eval_sentences is not None
+    assert default.train_sentences is None and default.eval_sentences is None, "default: all of CoNLL04"
+    for small, big in ((quick, default), (default, full)):
+        assert small.headline_epochs < big.headline_epochs and small.compare_epochs < big.compare_epochs
+        assert small.max_length <= big.max_length
+    assert default.headline_layers is None, "the headline joint model uses the whole encoder"
+    assert full.train_on_validation and not default.train_on_validation
+
+
+def test_multitask_settings_are_consistent():
+    for name in PROFILE_NAMES:
+        m = get_profile(name).multitask
+        assert m.fractions[-1] == 1.0 and list(m.fractions) == sorted(set(m.fractions)) and m.fractions[0] > 0, name
+        assert m.soft_fraction in m.fractions, f"{name}: the soft sweep reuses the single-task run at soft_fraction"
+        assert m.soft_strengths[0] == 0.0 and len(m.soft_strengths) >= 2, name
+        assert list(m.soft_strengths) == sorted(set(m.soft_strengths)), name
+        assert m.cosine_every >= 1 and 0 < m.lr < m.head_lr, name
+    assert get_profile("default").multitask.fractions == (0.25, 0.5, 1.0)
