@@ -156,9 +156,10 @@ def encode(records: Sequence[dict], tokenizer, *, max_length: int = 128) -> list
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                           chunk_batches: int = 50) -> list[list[int]]:
+                           chunk_batches: int = 50, max_tokens: int | None = None) -> list[list[int]]:
     """Batches of sentences of similar length: shuffle, sort within chunks of ``chunk_batches`` batches,
-    shuffle the batches (as in 02). Without ``shuffle``: simply sorted by length.
+    shuffle the batches (as in 02). Without ``shuffle``: simply sorted by length. With ``max_tokens``, a batch
+    of long sentences is split so that sentences x longest length stays within it (caps peak memory).
 
     Explained in 03, section "The joint model: one encoder, two heads".
     """
@@ -167,14 +168,20 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: 
     lengths = np.asarray(lengths)
     if not shuffle:
         order = np.argsort(lengths, kind="stable")
-        return [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(lengths))
-    chunk = batch_size * chunk_batches
-    order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in
-                            (order[i: i + chunk] for i in range(0, len(order), chunk))])
+    else:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(lengths))
+        chunk = batch_size * chunk_batches
+        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in
+                                (order[i: i + chunk] for i in range(0, len(order), chunk))])
     batches = [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+    if max_tokens is not None:
+        split = []
+        for b in batches:
+            size = max(1, min(len(b), max_tokens // int(max(lengths[b]))))
+            split += [b[i: i + size] for i in range(0, len(b), size)]
+        batches = split
+    return [batches[i] for i in rng.permutation(len(batches))] if shuffle else batches
 
 
 def collate(sentences: Sequence[Encoded], pad_id: int, entities: Sequence[Sequence[dict]] | None = None) -> dict:
@@ -225,14 +232,17 @@ def load_encoder(source: str, n_layers: int | None = None, *, freeze_word_embedd
     from transformers.utils import logging as hf_logging
 
     torch.manual_seed(seed)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars, once per model, would drown the notebook
     try:
         encoder = AutoModel.from_pretrained(source, add_pooling_layer=False)
     except TypeError:  # not a BERT-style class: keep its pooler
         encoder = AutoModel.from_pretrained(source)
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     layers = encoder.encoder.layer
     if n_layers is not None:
         if not 1 <= n_layers <= len(layers):
@@ -388,9 +398,11 @@ def make_optimizer(model: nn.Module, total_steps: int, *, lr: float = 1e-4, head
 
 def train(model: nn.Module, data: Sequence[Encoded], step: Callable, *, epochs: int, batch_size: int = 16,
           pad_id: int = 0, seed: int = 0, lr: float = 1e-4, head_lr: float = 1e-3,
-          extra_params: Sequence[nn.Parameter] = (), show_progress: bool = True, desc: str = "training") -> TrainHistory:
-    """Train for ``epochs`` over length-grouped batches, calling ``step(model, batch, optimizer, scheduler,
-    step_number)`` for each; the step returns a dict of numbers to log. Returns the :class:`TrainHistory`.
+          extra_params: Sequence[nn.Parameter] = (), max_tokens: int | None = None, show_progress: bool = True,
+          desc: str = "training") -> TrainHistory:
+    """Train for ``epochs`` over length-grouped batches (at most ``max_tokens`` padded pieces each), calling
+    ``step(model, batch, optimizer, scheduler, step_number)`` for each; the step returns a dict of numbers
+    to log. Returns the :class:`TrainHistory`.
 
     Explained in 03, section "The joint model: one encoder, two heads".
     """
@@ -399,14 +411,13 @@ def train(model: nn.Module, data: Sequence[Encoded], step: Callable, *, epochs: 
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     torch.manual_seed(seed)
-    total = math.ceil(len(data) / batch_size) * epochs
-    optimizer, scheduler = make_optimizer(model, total, lr=lr, head_lr=head_lr, extra_params=extra_params)
-    history, done = TrainHistory(), 0
     lengths = [len(s.input_ids) for s in data]
+    plan = [length_grouped_batches(lengths, batch_size, seed=seed * 1000 + e, max_tokens=max_tokens) for e in range(epochs)]
+    optimizer, scheduler = make_optimizer(model, sum(map(len, plan)), lr=lr, head_lr=head_lr, extra_params=extra_params)
+    history, done = TrainHistory(), 0
     model.train()
-    for epoch in range(epochs):
+    for epoch, batches in enumerate(plan):
         start = time.perf_counter()
-        batches = length_grouped_batches(lengths, batch_size, seed=seed * 1000 + epoch)
         for index in progress(batches, desc=f"{desc} {epoch + 1}/{epochs}") if show_progress else batches:
             logged = step(model, collate([data[i] for i in index], pad_id), optimizer, scheduler, done)
             if not all(math.isfinite(v) for v in logged.values()):

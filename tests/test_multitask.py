@@ -256,6 +256,17 @@ def test_load_conll04_from_shared_data(monkeypatch, shared_data):
 # ---------------------------------------------------------------- model pieces
 
 
+def test_length_grouped_batches_cover_everything_and_respect_max_tokens():
+    lengths = [5, 120, 7, 6, 118, 8, 9, 100, 5, 6]
+    batches = mt.length_grouped_batches(lengths, 4, seed=1, max_tokens=250)
+    assert sorted(i for b in batches for i in b) == list(range(10))
+    assert all(len(b) * max(lengths[i] for i in b) <= 250 or len(b) == 1 for b in batches)
+    plain = mt.length_grouped_batches(lengths, 4, shuffle=False)
+    assert plain == [[0, 8, 3, 9], [2, 5, 6, 7], [4, 1]]
+    with pytest.raises(ValueError, match="batch_size"):
+        mt.length_grouped_batches(lengths, 0)
+
+
 def test_span_mean_pools_the_right_pieces():
     hidden = torch.arange(2 * 4 * 1, dtype=torch.float).reshape(2, 4, 1)  # sentence 0: 0..3, sentence 1: 4..7
     rows, start, end = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 2]), torch.tensor([3, 2, 2])
