@@ -133,8 +133,8 @@ _PROFILES = {
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=16, train_sentences=None, eval_sentences=None,
-            train_on_validation=False, headline_layers=None, headline_epochs=6, compare_layers=2, compare_epochs=3,
-            fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.1, 10.0), soft_fraction=0.5, cosine_every=4,
+            train_on_validation=False, headline_layers=None, headline_epochs=7, compare_layers=2, compare_epochs=2,
+            fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.1, 10.0), soft_fraction=0.25, cosine_every=6,
             lr=1e-4, head_lr=1e-3,
         ),
     ),
