@@ -11,7 +11,6 @@ Explained in 03, section "The joint model: one encoder, two heads".
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -447,7 +446,7 @@ def predict(ner_model: JointModel, sentences: Sequence[Encoded], *, re_model: Jo
     on every ordered pair of *predicted* entities. ``gold_entities=True`` gives the RE model the gold
     entities instead (RE evaluated on its own).
 
-    Explained in 03, section "Evaluation: strict micro-F1".
+    Explained in 03, section "The headline run".
     """
     re_model = re_model or ner_model
     for m in {id(ner_model): ner_model, id(re_model): re_model}.values():
@@ -501,7 +500,7 @@ def strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
     argument entity types match (so a relation between mis-typed entities is wrong). Also per type:
     ``result["ner_by_type"]["Peop"]``, ``result["re_by_type"]["Work_For"]``.
 
-    Explained in 03, section "Evaluation: strict micro-F1".
+    Explained in 03, section "The headline run".
     """
     if len(gold) != len(predicted):
         raise ValueError(f"got {len(gold)} gold sentences but {len(predicted)} predictions.")
@@ -516,7 +515,7 @@ def evaluate(ner_model: JointModel, sentences: Sequence[Encoded], *, re_model: J
     """:func:`strict_f1` of :func:`predict` against the sentences' full gold annotation (entities cut off
     by ``max_length`` count as missed).
 
-    Explained in 03, section "Evaluation: strict micro-F1".
+    Explained in 03, section "The headline run".
     """
     predicted = predict(ner_model, sentences, re_model=re_model, pad_id=pad_id, gold_entities=gold_entities)
     return strict_f1([s.record for s in sentences], predicted)
@@ -532,11 +531,6 @@ def flat_grad(loss: torch.Tensor, params: Sequence[nn.Parameter]) -> torch.Tenso
     """
     grads = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
     return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for g, p in zip(grads, params)])
-
-
-def copy_model(model: nn.Module) -> nn.Module:
-    """A deep copy (e.g. the second encoder of soft sharing, identical at the start)."""
-    return copy.deepcopy(model)
 
 
 _COLOURS = {"Peop": "#56B4E9", "Loc": "#E69F00", "Org": "#009E73", "Other": "#CC79A7"}
