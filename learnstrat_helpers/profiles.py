@@ -71,7 +71,8 @@ class MultitaskSettings:
     soft_strengths: tuple[float, ...]        # L2 penalty strengths of soft sharing (the first is 0)
     soft_fraction: float                     # training share the soft-sharing sweep runs at
     cosine_every: int                        # measure the tasks' gradient cosine every this many steps
-    lr: float                                # encoder learning rate (heads: head_lr)
+    lr: float                                # encoder learning rate of the headline run (heads: head_lr)
+    compare_lr: float                        # encoder learning rate of the shorter comparison runs
     head_lr: float
 
 
@@ -107,7 +108,8 @@ _PROFILES = {
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
             train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1, compare_epochs=1,
-            fractions=(0.5, 1.0), soft_strengths=(0.0, 1.0), soft_fraction=0.5, cosine_every=2, lr=1e-4, head_lr=1e-3,
+            fractions=(0.5, 1.0), soft_strengths=(0.0, 1.0), soft_fraction=0.5, cosine_every=2, lr=1e-4, compare_lr=3e-4,
+            head_lr=1e-3,
         ),
     ),
     "default": Profile(
@@ -133,9 +135,9 @@ _PROFILES = {
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=16, train_sentences=None, eval_sentences=None,
-            train_on_validation=False, headline_layers=None, headline_epochs=7, compare_layers=2, compare_epochs=2,
-            fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.1, 10.0), soft_fraction=0.25, cosine_every=6,
-            lr=1e-4, head_lr=1e-3,
+            train_on_validation=False, headline_layers=None, headline_epochs=6, compare_layers=2, compare_epochs=2,
+            fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.1, 10.0), soft_fraction=0.25, cosine_every=8,
+            lr=1e-4, compare_lr=3e-4, head_lr=1e-3,
         ),
     ),
     "full": Profile(
@@ -163,7 +165,7 @@ _PROFILES = {
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
             compare_layers=None, compare_epochs=10, fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0),
-            soft_fraction=0.5, cosine_every=2, lr=5e-5, head_lr=1e-3,
+            soft_fraction=0.5, cosine_every=2, lr=5e-5, compare_lr=5e-5, head_lr=1e-3,
         ),
     ),
 }

@@ -128,5 +128,5 @@ def test_multitask_settings_are_consistent():
         assert m.soft_fraction in m.fractions, f"{name}: the soft sweep reuses the single-task run at soft_fraction"
         assert m.soft_strengths[0] == 0.0 and len(m.soft_strengths) >= 2, name
         assert list(m.soft_strengths) == sorted(set(m.soft_strengths)), name
-        assert m.cosine_every >= 1 and 0 < m.lr < m.head_lr, name
+        assert m.cosine_every >= 1 and 0 < m.lr < m.head_lr and 0 < m.compare_lr < m.head_lr, name
     assert get_profile("default").multitask.fractions == (0.25, 0.5, 1.0)
