@@ -433,9 +433,9 @@ def _client_batches(part: np.ndarray, epochs: int, batch_size: int | None, rng: 
     return np.stack(rows), np.stack(masks)
 
 
-def _stacked_batches(parts, chosen, epochs, batch_size, work, rng):
+def _stacked_batches(parts, chosen, epochs, batch_size, work, rng, max_steps=None):
     per_client = [_client_batches(parts[k], epochs, batch_size, rng) for k in chosen]
-    steps = np.array([max(1, int(math.ceil(w * len(b[0])))) for w, b in zip(work, per_client)])
+    steps = np.array([max(1, int(math.ceil(w * min(len(b[0]), max_steps or len(b[0]))))) for w, b in zip(work, per_client)])
     width = max(b[0].shape[1] for b in per_client)
     longest = int(steps.max())
     index = np.zeros((len(chosen), longest, width), dtype=np.int64)
@@ -448,7 +448,7 @@ def _stacked_batches(parts, chosen, epochs, batch_size, work, rng):
 
 def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence[np.ndarray], *,
              rounds: int, fraction: float = 0.1, epochs: int = 1, batch_size: int | None = 32, lr: float = 0.1,
-             mu: float = 0.0, compression: str = "float32", topk_fraction: float = 0.1,
+             mu: float = 0.0, max_local_steps: int | None = None, compression: str = "float32", topk_fraction: float = 0.1,
              drop_prob: float = 0.0, straggler_prob: float = 0.0, straggler_work: float = 0.5,
              clip_norm: float | None = None, noise_multiplier: float = 0.0,
              test_data: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 1, seed: int = 0,
@@ -459,7 +459,8 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
     along a new first dimension and one ``vmap``-ed gradient step updates all of them at once (a client that
     has finished its local work stops changing). Options model what real federations suffer: compression of
     updates ("8bit", "topk"), clients that drop out (send nothing) or straggle (do only ``straggler_work`` of
-    their local steps), and DP-style clipping plus Gaussian noise. ``on_receive(updates, weights)`` is
+    their local steps), a cap on local steps (``max_local_steps``: a phone's time budget, so that a
+    client with much data does not hold up the round), and DP-style clipping plus Gaussian noise. ``on_receive(updates, weights)`` is
     called with exactly what the server receives each round. ``model`` is left unchanged; the final global
     parameters are in the returned history.
 
@@ -509,7 +510,7 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
     for rnd in progress(range(1, rounds + 1), desc="rounds") if show_progress else range(1, rounds + 1):
         chosen = np.sort(rng.choice(len(parts), size=per_round, replace=False))
         work = np.where(rng.random(per_round) < straggler_prob, straggler_work, 1.0)
-        index, valid, steps = _stacked_batches(parts, chosen, epochs, batch_size, work, rng)
+        index, valid, steps = _stacked_batches(parts, chosen, epochs, batch_size, work, rng, max_local_steps)
         local = {k: v.unsqueeze(0).repeat(per_round, *[1] * v.ndim) for k, v in glob.items()}
         for s in range(index.shape[1]):
             active = (s < steps).float()

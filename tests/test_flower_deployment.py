@@ -2,13 +2,11 @@
 SuperNode per bank, separate processes on 127.0.0.1. Checks the global model against the simulation, then
 interrupts one SuperNode mid-run and checks that the run completes with the other banks. Every process is
 stopped at the end, also when the test fails (``run_deployment`` stops them in a ``finally``).
-
-Writes what it measured to ``<results dir>/04_flower_deployment.json``, which notebook 04 reads."""
+The same measurement, with timings, is recorded by ``benchmarks/federated_sim_vs_flower.py``."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
 import tomllib
 from pathlib import Path
 
@@ -16,7 +14,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from learnstrat_helpers import datasets, federated
-from learnstrat_helpers.results import results_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "flower_bank"
@@ -64,7 +61,3 @@ def test_deployment_matches_simulation_and_survives_a_supernode_leaving(tmp_path
     # SuperNode 0 was interrupted after round 2: round 3 completed with the 3 other banks.
     assert result["killed_after_round"] == kill_after
     assert result["clients_answered"][-1] == 3, result
-    record = {**result, "simulated_roc_auc": expected, "compared_round": kill_after, "tolerance": TOLERANCE}
-    folder = results_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "04_flower_deployment.json").write_text(json.dumps(record, indent=2) + "\n")
