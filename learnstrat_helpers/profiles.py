@@ -130,8 +130,8 @@ _PROFILES = {
         ),
         federated=FederatedSettings(
             bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
-            n_clients=100, fraction=0.1, rounds=60, short_rounds=30, batch_size=50, central_epochs=5,
-            target_accuracy=0.80, prox_mus=(0.01, 0.1, 1.0), noise_multipliers=(0.5, 1.0, 2.0),
+            n_clients=100, fraction=0.1, rounds=50, short_rounds=25, batch_size=50, central_epochs=5,
+            target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0),
         ),
     ),
     "full": Profile(

@@ -261,3 +261,18 @@ def test_simulator_rejects_nan_data_and_empty_clients():
         fl.simulate(fl.mlp(20, 3), x_nan, y, parts, rounds=1, show_progress=False)
     with pytest.raises(ValueError, match="no data"):
         fl.simulate(fl.mlp(20, 3), x, y, parts + [np.array([], dtype=int)], rounds=1, show_progress=False)
+
+
+def test_bmm_and_vmap_paths_agree():
+    torch.manual_seed(0)
+    model = fl.mlp(7, 3, hidden=5)
+    params = {k: torch.randn(4, *v.shape) for k, v in model.named_parameters()}
+    x = torch.randn(4, 6, 7)
+    fast, generic = fl.stacked_forward(model), fl.stacked_forward(model, use_bmm=False)
+    torch.testing.assert_close(fast(params, x), generic(params, x))
+    # and each client's slice is that client's own model on its own batch
+    one = fl.mlp(7, 3, hidden=5)
+    one.load_state_dict({k: v[2] for k, v in params.items()})
+    torch.testing.assert_close(fast(params, x)[2], one(x[2]))
+    with pytest.raises(ValueError, match="bmm"):
+        fl.stacked_forward(torch.nn.Sequential(torch.nn.Linear(7, 3), torch.nn.Tanh()), use_bmm=True)
