@@ -414,6 +414,18 @@ def rounds_to_target(history: SimHistory, target: float) -> int | None:
     return next((r for r, a in zip(history.rounds, history.accuracy) if a >= target), None)
 
 
+def recent_accuracy(history: SimHistory, upto: int, window: int = 5) -> float:
+    """Mean test accuracy over the ``window`` evaluated rounds ending at round ``upto``: one round's number is
+    a poor summary when the curve swings from round to round, as it does with skewed clients.
+
+    Explained in 04, section "Client drift and FedProx".
+    """
+    if upto not in history.rounds:
+        raise ValueError(f"round {upto} was not evaluated; evaluated rounds: {history.rounds[:3]}...{history.rounds[-3:]}.")
+    end = history.rounds.index(upto) + 1
+    return float(np.mean(history.accuracy[max(0, end - window): end]))
+
+
 def megabytes_to_target(history: SimHistory, target: float) -> float | None:
     """Cumulative megabytes sent when test accuracy first reaches ``target`` (None if never)."""
     return next((m for m, a in zip(history.megabytes, history.accuracy) if a >= target), None)

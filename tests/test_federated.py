@@ -276,3 +276,13 @@ def test_bmm_and_vmap_paths_agree():
     torch.testing.assert_close(fast(params, x)[2], one(x[2]))
     with pytest.raises(ValueError, match="bmm"):
         fl.stacked_forward(torch.nn.Sequential(torch.nn.Linear(7, 3), torch.nn.Tanh()), use_bmm=True)
+
+
+def test_recent_accuracy_and_targets_read_the_history():
+    hist = fl.SimHistory(rounds=[1, 2, 3, 4], accuracy=[0.1, 0.5, 0.3, 0.9], megabytes=[1.0, 2.0, 3.0, 4.0])
+    assert fl.recent_accuracy(hist, 3, window=2) == pytest.approx(0.4)
+    assert fl.recent_accuracy(hist, 1, window=5) == pytest.approx(0.1)
+    assert fl.rounds_to_target(hist, 0.45) == 2 and fl.rounds_to_target(hist, 0.95) is None
+    assert fl.megabytes_to_target(hist, 0.8) == 4.0
+    with pytest.raises(ValueError, match="not evaluated"):
+        fl.recent_accuracy(hist, 7)
