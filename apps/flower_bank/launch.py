@@ -43,6 +43,7 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)   # flower-superexec etc. must be on PATH for the SuperLink
     env.update(FLWR_HOME=str(flwr_home), FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1",
                FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1", PYTHONUNBUFFERED="1",
+               RAY_USAGE_STATS_ENABLED="0",   # Ray (Flower's simulation engine) reports usage unless told not to
                PATH=bin_dir + os.pathsep + env.get("PATH", ""),
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p))
     return env
