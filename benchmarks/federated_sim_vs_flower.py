@@ -26,6 +26,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import signal
 import subprocess
 import sys
@@ -140,9 +141,17 @@ def flower_simulation(rounds: int, workdir: Path) -> dict:
     # `flwr run ... local` leaves a local SuperLink running in the background: stop the ones this run started
     # (new processes whose FLWR_HOME is this run's folder), by their PIDs.
     stop_started_here(before, env["FLWR_HOME"])
-    if run.returncode != 0 or not results_path.is_file():
-        return {"failed": f"exit {run.returncode}", "log_tail": (run.stdout + run.stderr)[-3000:]}
-    metrics = json.loads(results_path.read_text())
+    metrics = json.loads(results_path.read_text()) if results_path.is_file() else {"round": []}
+    if run.returncode != 0 or len(metrics["round"]) != rounds + 1:
+        log = run.stdout + run.stderr
+        reasons = sorted({line.strip() for line in log.splitlines()
+                          if re.search(r"timed out|Check failed|Exit Code|Exception:", line)})
+        raylet = Path("/tmp/ray/session_latest/logs/raylet.out")
+        if raylet.is_file():
+            reasons += [line.split(")", 1)[-1].strip()[:300] for line in raylet.read_text(errors="replace").splitlines()
+                        if "Check failed" in line]
+        return {"failed": f"exit {run.returncode}, rounds evaluated {metrics['round']} of {rounds + 1}",
+                "reasons": reasons[:6], "wall_s": wall}
     t = metrics["time"]
     return {"rounds": rounds, "wall_s": wall, "startup_s": t[0] - start, "rounds_per_s": rounds / (t[-1] - t[0]),
             "roc_auc": metrics["roc_auc"][-1], "roc_auc_per_round": metrics["roc_auc"]}
