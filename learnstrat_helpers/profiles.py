@@ -52,10 +52,32 @@ class FineTuningSettings:
 
 
 @dataclass(frozen=True)
+class FederatedSettings:
+    """Notebook 04's sizes."""
+
+    bank_rounds: int                         # FedAvg rounds across the four banks
+    bank_local_epochs: int                   # epochs each bank trains per round
+    train_per_class: int | None              # Fashion-MNIST training images per class (None: all 6,000)
+    test_per_class: int | None               # test images per class (None: all 1,000)
+    resolution: int                          # pixels per side fed to the MLP (28 = the original)
+    hidden: int                              # hidden units of the MLP
+    n_clients: int                           # simulated phones
+    fraction: float                          # share of the clients sampled each round
+    rounds: int                              # rounds of the main runs (IID, Dirichlet 0.1)
+    short_rounds: int                        # rounds of the sweeps (FedProx, compression, sync, privacy)
+    batch_size: int
+    central_epochs: int                      # epochs of the centralised model on the pooled data
+    target_accuracy: float                   # for rounds-to-target and megabytes-to-target
+    prox_mus: tuple[float, ...]              # FedProx sweep
+    noise_multipliers: tuple[float, ...]     # DP noise sweep (with clipping)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     transfer: TransferSettings
     fine_tuning: FineTuningSettings
+    federated: FederatedSettings
 
 
 _PROFILES = {
@@ -79,6 +101,11 @@ _PROFILES = {
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, val_size=48,
             curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=3,
         ),
+        federated=FederatedSettings(
+            bank_rounds=2, bank_local_epochs=1, train_per_class=100, test_per_class=50, resolution=14, hidden=16,
+            n_clients=20, fraction=0.25, rounds=4, short_rounds=3, batch_size=25, central_epochs=1,
+            target_accuracy=0.5, prox_mus=(0.1,), noise_multipliers=(1.0,),
+        ),
     ),
     "default": Profile(
         name="default",
@@ -101,6 +128,11 @@ _PROFILES = {
             val_size=None, curve_val_size=200, text_model_hub_id=None, max_length=64, batch_size=32,
             throughput_steps=8,
         ),
+        federated=FederatedSettings(
+            bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
+            n_clients=100, fraction=0.1, rounds=50, short_rounds=25, batch_size=50, central_epochs=5,
+            target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0),
+        ),
     ),
     "full": Profile(
         name="full",
@@ -122,6 +154,11 @@ _PROFILES = {
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
             small_epochs=10, val_size=None, curve_val_size=872, text_model_hub_id="bert-base-uncased",
             max_length=128, batch_size=64, throughput_steps=50,
+        ),
+        federated=FederatedSettings(
+            bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,
+            n_clients=100, fraction=0.1, rounds=200, short_rounds=100, batch_size=50, central_epochs=10,
+            target_accuracy=0.85, prox_mus=(0.001, 0.01, 0.1, 1.0), noise_multipliers=(0.25, 0.5, 1.0, 2.0),
         ),
     ),
 }
