@@ -125,8 +125,8 @@ _PROFILES = {
         ),
         fine_tuning=FineTuningSettings(
             seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 8000), multi_seed_sizes=400, small_epochs=8,
-            val_size=None, curve_val_size=200, text_model_hub_id=None, max_length=64, batch_size=32,
-            throughput_steps=8,
+            val_size=None, curve_val_size=128, text_model_hub_id=None, max_length=64, batch_size=32,
+            throughput_steps=4,
         ),
         federated=FederatedSettings(
             bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
