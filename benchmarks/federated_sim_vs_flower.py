@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,10 +54,6 @@ def launcher():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def app_config() -> dict:
-    return tomllib.loads((APP / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
 
 
 def machine() -> str:
@@ -163,7 +158,7 @@ def main() -> None:
     parser.add_argument("--skip-deployment", action="store_true")
     args = parser.parse_args()
     os.environ.update(FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1")
-    cfg = app_config()
+    cfg = launcher().app_config()
     report = {"recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
               "task": "FedAvg, 4 banks (LendingClub by US region), logistic regression, all banks every round, "
                       f"{cfg['local-epochs']} local epochs, batch {cfg['batch-size']}, lr {cfg['lr']}, {args.rounds} rounds"}

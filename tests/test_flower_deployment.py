@@ -27,10 +27,6 @@ def load_launcher():
     return module
 
 
-def app_config() -> dict:
-    return tomllib.loads((APP / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-
-
 def simulated_auc(rounds: int, cfg: dict) -> float:
     banks = datasets.load_credit_banks()
     x_test, y_test = banks["test"]
@@ -50,7 +46,7 @@ def test_app_declares_its_components():
 
 @pytest.mark.slow
 def test_deployment_matches_simulation_and_survives_a_supernode_leaving(tmp_path):
-    cfg = app_config()
+    cfg = load_launcher().app_config()
     rounds, kill_after = 3, 2
     result = load_launcher().run_deployment(tmp_path, rounds=rounds, kill_after_round=kill_after)
     assert result["rounds"] == list(range(rounds + 1)), result          # round 0 = the initial model

@@ -25,11 +25,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parents[1]
 N_BANKS = 4
+
+
+def app_config() -> dict:
+    """The app's run config (``[tool.flwr.app.config]`` in its pyproject.toml): rounds, local epochs, lr..."""
+    return tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
 
 
 def free_port() -> int:
