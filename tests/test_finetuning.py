@@ -203,3 +203,21 @@ def test_counting_collator_and_hf_dataset(data):
     batch = collator([ds[0], ds[1]])
     assert batch["labels"].tolist() == LABELS[:2]
     assert collator.tokens == len(data.input_ids[0]) + len(data.input_ids[1])
+
+
+def test_limit_memory_growth_applies_on_glibc_and_rejects_negative_threshold():
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert ft.limit_memory_growth(2) is True
+    with pytest.raises(ValueError, match="mmap_threshold_mb"):
+        ft.limit_memory_growth(-1)
+
+
+def test_load_classifier_hides_its_bar_but_leaves_the_setting_as_it_was(capsys):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    ft.load_classifier(assets.resolve_minilm())
+    assert "Loading weights" not in capsys.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()

@@ -127,3 +127,15 @@ def test_show_images_wrong_shape(shape):
 def test_show_images_with_too_few_titles_is_an_error():
     with pytest.raises(ValueError, match="title"):
         plots.show_images(np.zeros((3, 1, 4, 4)), ["only one", "two"])
+
+
+def test_label_histograms_and_curves_draw_and_check_shapes():
+    hist = np.array([[5, 0, 1], [0, 3, 3]])
+    fig = plots.plot_label_histograms({"IID": hist, "skewed": hist[::-1]}, ["a", "b", "c"], title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    with pytest.raises(ValueError, match="clients"):
+        plots.plot_label_histograms({"bad": np.ones((2, 2))}, ["a", "b", "c"], title="t")
+    ax = plots.plot_curves({"x": ([1, 2, 3], [0.1, 0.5, 0.7])}, title="t", xlabel="round", reference=0.8)
+    assert isinstance(ax, Axes) and len(ax.lines) == 2
+    with pytest.raises(ValueError, match="x values"):
+        plots.plot_curves({"x": ([1, 2], [0.1])}, title="t", xlabel="round")

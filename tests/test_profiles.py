@@ -82,7 +82,7 @@ def test_profiles_are_frozen():
     profile = get_profile("quick")
     with pytest.raises(Exception):
         profile.transfer.seeds = (9,)  # type: ignore[misc]
-    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "multitask"}
+    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "federated", "multitask"}
     with pytest.raises(Exception):
         profile.fine_tuning.train_sizes = (9,)  # type: ignore[misc]
 
@@ -130,3 +130,23 @@ def test_multitask_settings_are_consistent():
         assert list(m.soft_strengths) == sorted(set(m.soft_strengths)), name
         assert m.cosine_every >= 1 and 0 < m.lr < m.head_lr and 0 < m.compare_lr < m.head_lr, name
     assert get_profile("default").multitask.fractions == (0.25, 0.5, 1.0)
+
+
+def test_federated_quick_is_smaller_than_default_smaller_than_full():
+    quick, default, full = (get_profile(n).federated for n in PROFILE_NAMES)
+    for small, big in ((quick, default), (default, full)):
+        for name in ("bank_rounds", "rounds", "short_rounds", "central_epochs"):
+            assert getattr(small, name) < getattr(big, name), name
+        assert small.n_clients <= big.n_clients
+        assert len(small.prox_mus) < len(big.prox_mus) and len(small.noise_multipliers) < len(big.noise_multipliers)
+    assert quick.n_clients < default.n_clients == 100 and default.train_per_class is None, "notebook 04 promises 100 clients, all data"
+
+
+def test_federated_settings_are_consistent():
+    for name in PROFILE_NAMES:
+        f = get_profile(name).federated
+        assert 0 < f.fraction <= 1 and f.fraction * f.n_clients >= 2, name
+        assert f.short_rounds <= f.rounds and f.bank_rounds >= 2, name
+        assert 8 <= f.resolution <= 28 and 0 < f.target_accuracy < 1, name
+        assert list(f.prox_mus) == sorted(set(f.prox_mus)) and min(f.prox_mus) > 0, name
+        assert list(f.noise_multipliers) == sorted(set(f.noise_multipliers)), name

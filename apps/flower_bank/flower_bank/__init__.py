@@ -1,0 +1,1 @@
+"""learnstrat notebook 04: the bank federation as a Flower app (ServerApp + ClientApp)."""
