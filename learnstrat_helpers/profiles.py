@@ -59,21 +59,24 @@ class MultitaskSettings:
     seed: int
     text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
     max_length: int                          # word pieces kept per sentence
-    batch_size: int
+    batch_size: int                          # sentences per batch of the headline run
     train_sentences: int | None              # None: the whole training split
     eval_sentences: int | None               # None: the whole test split (288 sentences)
     train_on_validation: bool                # True: train+dev, as SpERT reports; False: train only
     headline_layers: int | None              # encoder layers of the headline joint model (None: all)
     headline_epochs: int
     compare_layers: int | None               # encoder layers of the reduced-scale comparisons (None: all)
-    compare_epochs: int
+    compare_batch_size: int
     fractions: tuple[float, ...]             # shares of the training sentences (the last is 1.0)
+    fraction_epochs: tuple[int, ...]         # epochs at each share (smaller shares get more)
+    seeds: tuple[int, ...]                   # seeds run at the smallest share (the first is `seed`)
     soft_strengths: tuple[float, ...]        # L2 penalty strengths of soft sharing (the first is 0)
     soft_fraction: float                     # training share the soft-sharing sweep runs at
     cosine_every: int                        # measure the tasks' gradient cosine every this many steps
     lr: float                                # encoder learning rate of the headline run (heads: head_lr)
     compare_lr: float                        # encoder learning rate of the shorter comparison runs
-    head_lr: float
+    head_lr: float                           # heads' learning rate of the headline run
+    compare_head_lr: float                   # heads' learning rate of the comparison runs
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,9 @@ _PROFILES = {
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
-            train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1, compare_epochs=1,
-            fractions=(0.5, 1.0), soft_strengths=(0.0, 1.0), soft_fraction=0.5, cosine_every=2, lr=1e-4, compare_lr=3e-4,
-            head_lr=1e-3,
+            train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1, compare_batch_size=8,
+            fractions=(0.5, 1.0), fraction_epochs=(1, 1), seeds=(0,), soft_strengths=(0.0, 1.0), soft_fraction=0.5,
+            cosine_every=2, lr=1e-4, compare_lr=3e-4, head_lr=1e-3, compare_head_lr=1e-3,
         ),
         federated=FederatedSettings(
             bank_rounds=2, bank_local_epochs=1, train_per_class=100, test_per_class=50, resolution=14, hidden=16,
@@ -166,10 +169,10 @@ _PROFILES = {
             target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0),
         ),
         multitask=MultitaskSettings(
-            seed=0, text_model_hub_id=None, max_length=128, batch_size=16, train_sentences=None, eval_sentences=None,
-            train_on_validation=False, headline_layers=None, headline_epochs=6, compare_layers=2, compare_epochs=2,
-            fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.1, 10.0), soft_fraction=0.25, cosine_every=8,
-            lr=1e-4, compare_lr=3e-4, head_lr=1e-3,
+            seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
+            train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2, compare_batch_size=16,
+            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 6, 2), seeds=(0, 1), soft_strengths=(0.0, 0.1, 10.0),
+            soft_fraction=0.1, cosine_every=8, lr=2e-4, compare_lr=3e-4, head_lr=3e-3, compare_head_lr=2e-3,
         ),
     ),
     "full": Profile(
@@ -196,8 +199,9 @@ _PROFILES = {
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
-            compare_layers=None, compare_epochs=10, fractions=(0.25, 0.5, 1.0), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0),
-            soft_fraction=0.5, cosine_every=2, lr=5e-5, compare_lr=5e-5, head_lr=1e-3,
+            compare_layers=None, compare_batch_size=16, fractions=(0.1, 0.25, 0.5, 1.0), fraction_epochs=(50, 30, 20, 10),
+            seeds=(0, 1, 2), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2, lr=5e-5,
+            compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
         ),
         federated=FederatedSettings(
             bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,

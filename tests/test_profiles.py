@@ -115,7 +115,8 @@ def test_multitask_quick_is_smaller_than_default_smaller_than_full():
     assert quick.train_sentences is not None and quick.eval_sentences is not None
     assert default.train_sentences is None and default.eval_sentences is None, "default: all of CoNLL04"
     for small, big in ((quick, default), (default, full)):
-        assert small.headline_epochs < big.headline_epochs and small.compare_epochs < big.compare_epochs
+        assert small.headline_epochs < big.headline_epochs and small.fraction_epochs[-1] < big.fraction_epochs[-1]
+        assert len(small.seeds) < len(big.seeds)
         assert small.max_length <= big.max_length
     assert default.headline_layers is None, "the headline joint model uses the whole encoder"
     assert full.train_on_validation and not default.train_on_validation
@@ -128,8 +129,12 @@ def test_multitask_settings_are_consistent():
         assert m.soft_fraction in m.fractions, f"{name}: the soft sweep reuses the single-task run at soft_fraction"
         assert m.soft_strengths[0] == 0.0 and len(m.soft_strengths) >= 2, name
         assert list(m.soft_strengths) == sorted(set(m.soft_strengths)), name
-        assert m.cosine_every >= 1 and 0 < m.lr < m.head_lr and 0 < m.compare_lr < m.head_lr, name
-    assert get_profile("default").multitask.fractions == (0.25, 0.5, 1.0)
+        assert len(m.fraction_epochs) == len(m.fractions) and min(m.fraction_epochs) >= 1, name
+        assert list(m.fraction_epochs) == sorted(m.fraction_epochs, reverse=True), f"{name}: smaller shares get more epochs"
+        assert m.seeds[0] == m.seed and len(set(m.seeds)) == len(m.seeds), name
+        assert m.cosine_every >= 1 and 0 < m.lr < m.head_lr and 0 < m.compare_lr < m.compare_head_lr, name
+    assert get_profile("default").multitask.fractions == (0.1, 0.25, 1.0)
+    assert len(get_profile("default").multitask.seeds) >= 2, "the smallest share is run with several seeds"
 
 
 def test_federated_quick_is_smaller_than_default_smaller_than_full():
