@@ -91,6 +91,13 @@ def test_bio_over_first_sub_tokens():
     assert batch["pairs"].tolist() == [[0, 1, 5, 6, 7, 0, 1], [0, 6, 7, 1, 5, 1, 0]]
     assert batch["pair_labels"].tolist() == [1 + mt.RELATION_TYPES.index("Live_In"), 0]
     assert len(mt.collate([short], pad_id=0)["pairs"]) == 0
+    # every piece carries its word's capitalisation; [CLS], [SEP] and padding carry 0
+    assert enc.case == [0, 2, 2, 2, 2, 1, 2, 0]
+    assert mt.collate([enc, short], pad_id=0)["case"].tolist() == [enc.case, short.case + [0, 0]]
+
+
+def test_word_case():
+    assert [mt.word_case(w) for w in ("said", "Paris", "NATO", "1984", "iPhone", "U.S.", "A")] == [1, 2, 3, 1, 1, 3, 2]
 
 
 # ---------------------------------------------------------------- pairs
