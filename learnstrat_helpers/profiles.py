@@ -59,14 +59,13 @@ class MultitaskSettings:
     seed: int
     text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
     max_length: int                          # word pieces kept per sentence
-    batch_size: int                          # sentences per batch of the headline run
+    batch_size: int                          # sentences per batch (every run)
     train_sentences: int | None              # None: the whole training split
     eval_sentences: int | None               # None: the whole test split (288 sentences)
     train_on_validation: bool                # True: train+dev, as SpERT reports; False: train only
     headline_layers: int | None              # encoder layers of the headline joint model (None: all)
     headline_epochs: int
     compare_layers: int | None               # encoder layers of the reduced-scale comparisons (None: all)
-    compare_batch_size: int
     fractions: tuple[float, ...]             # shares of the training sentences (the last is 1.0)
     fraction_epochs: tuple[int, ...]         # epochs at each share (smaller shares get more)
     seeds: tuple[int, ...]                   # seeds run at the smallest share (the first is `seed`)
@@ -132,7 +131,7 @@ _PROFILES = {
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
-            train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1, compare_batch_size=8,
+            train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1,
             fractions=(0.5, 1.0), fraction_epochs=(1, 1), seeds=(0,), soft_strengths=(0.0, 1.0), soft_fraction=0.5,
             cosine_every=2, lr=1e-4, compare_lr=3e-4, head_lr=1e-3, compare_head_lr=1e-3,
         ),
@@ -170,7 +169,7 @@ _PROFILES = {
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
-            train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2, compare_batch_size=16,
+            train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2,
             fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1), soft_strengths=(0.0, 0.1, 10.0),
             soft_fraction=0.1, cosine_every=8, lr=2e-4, compare_lr=3e-4, head_lr=3e-3, compare_head_lr=2e-3,
         ),
@@ -199,7 +198,7 @@ _PROFILES = {
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
-            compare_layers=None, compare_batch_size=16, fractions=(0.1, 0.25, 0.5, 1.0), fraction_epochs=(50, 30, 20, 10),
+            compare_layers=None, fractions=(0.1, 0.25, 0.5, 1.0), fraction_epochs=(50, 30, 20, 10),
             seeds=(0, 1, 2), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2, lr=5e-5,
             compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
         ),
