@@ -43,6 +43,8 @@ class FineTuningSettings:
     train_sizes: tuple[int, ...]             # labelled SST-2 sentences (balanced) per learning-curve point
     multi_seed_sizes: int                    # sizes up to this many sentences are run with every seed
     small_epochs: int                        # epochs at the smallest size (the overfitting demo)
+    small_batch_size: int                    # batch size at the multi-seed sizes (enough optimiser steps to learn)
+    small_lr: float                          # peak learning rate at the multi-seed sizes
     val_size: int | None                     # None: the whole 872-sentence validation split
     curve_val_size: int                      # validation sentences evaluated after each epoch of the overfitting demo
     text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
@@ -126,8 +128,8 @@ _PROFILES = {
             finetune_steps=10,
         ),
         fine_tuning=FineTuningSettings(
-            seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, val_size=48,
-            curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=3,
+            seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, small_batch_size=8,
+            small_lr=2e-4, val_size=48, curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=2,
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
@@ -158,9 +160,10 @@ _PROFILES = {
             finetune_steps=200,
         ),
         fine_tuning=FineTuningSettings(
-            seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 8000), multi_seed_sizes=400, small_epochs=8,
+            seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 6000), multi_seed_sizes=400, small_epochs=6,
+            small_batch_size=16, small_lr=2e-4,
             val_size=None, curve_val_size=128, text_model_hub_id=None, max_length=64, batch_size=32,
-            throughput_steps=4,
+            throughput_steps=3,
         ),
         federated=FederatedSettings(
             bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
@@ -192,8 +195,8 @@ _PROFILES = {
         ),
         fine_tuning=FineTuningSettings(
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
-            small_epochs=10, val_size=None, curve_val_size=872, text_model_hub_id="bert-base-uncased",
-            max_length=128, batch_size=64, throughput_steps=50,
+            small_epochs=10, small_batch_size=16, small_lr=1e-4, val_size=None, curve_val_size=872,
+            text_model_hub_id="bert-base-uncased", max_length=128, batch_size=64, throughput_steps=50,
         ),
         multitask=MultitaskSettings(
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,

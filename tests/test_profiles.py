@@ -104,6 +104,9 @@ def test_fine_tuning_settings_are_consistent():
         assert len(t.train_sizes) >= 4 and list(t.train_sizes) == sorted(set(t.train_sizes)), name
         assert len(t.seeds) >= 2 and sum(s <= t.multi_seed_sizes for s in t.train_sizes) >= 2, name
         assert t.multi_seed_sizes < t.train_sizes[-1], name
+        # small sets need smaller batches for enough optimiser steps; never larger than the main batch size
+        assert 1 <= t.small_batch_size <= t.batch_size and t.small_batch_size < t.train_sizes[0] * 2, name
+        assert 0 < t.small_lr < 1e-2, name
     assert get_profile("default").fine_tuning.text_model_hub_id is None
     assert get_profile("full").fine_tuning.text_model_hub_id == "bert-base-uncased"
     d = get_profile("default").fine_tuning
