@@ -46,15 +46,12 @@ def _check_records(split: str, records, required: dict[str, type], label_field: 
             )
 
 
-def _load_jsonl_split(path: Path, schema: dict[str, type]):
-    """One JSONL file as a ``datasets.Dataset`` of the ``schema``'s columns, with errors naming file and line.
-
-    Parsed here rather than by pyarrow, which silently coerces values (a label "1" becomes 1)."""
+def _read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line of a JSONL file; one clear error for bad JSON, a line
+    that is not an object, or an empty file."""
     import json
 
-    import datasets
-
-    records = []
+    numbered = []
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
             if not line.strip():
@@ -65,9 +62,19 @@ def _load_jsonl_split(path: Path, schema: dict[str, type]):
                 raise SchemaError(f"{path}, line {line_number}: not valid JSON ({exc.msg}).") from exc
             if not isinstance(record, dict):
                 raise SchemaError(f"{path}, line {line_number}: expected a JSON object, got {type(record).__name__}.")
-            records.append(record)
-    if not records:
+            numbered.append((line_number, record))
+    if not numbered:
         raise SchemaError(f"{path} is empty: expected one JSON record per line.")
+    return numbered
+
+
+def _load_jsonl_split(path: Path, schema: dict[str, type]):
+    """One JSONL file as a ``datasets.Dataset`` of the ``schema``'s columns, with errors naming file and line.
+
+    Parsed here rather than by pyarrow, which silently coerces values (a label "1" becomes 1)."""
+    import datasets
+
+    records = [record for _, record in _read_jsonl_objects(path)]
     present = [c for c in schema if all(c in r for r in records)]  # a missing column is reported by the caller
     for index, record in enumerate(records):
         for column in present:
@@ -363,24 +370,10 @@ def check_conll04_record(record: dict, where: str = "record") -> None:
 
 
 def _read_conll04_file(path: Path) -> list[dict]:
-    import json
-
-    records = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SchemaError(f"{path}, line {line_number}: not valid JSON ({exc.msg}).") from exc
-            if not isinstance(record, dict):
-                raise SchemaError(f"{path}, line {line_number}: expected a JSON object.")
-            check_conll04_record(record, f"{path.name}, line {line_number}")
-            records.append(record)
-    if not records:
-        raise SchemaError(f"{path} is empty: expected one JSON record per line.")
-    return records
+    numbered = _read_jsonl_objects(path)
+    for line_number, record in numbered:
+        check_conll04_record(record, f"{path.name}, line {line_number}")
+    return [record for _, record in numbered]
 
 
 def _conll04_dataset(records: list[dict]):
