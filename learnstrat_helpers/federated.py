@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .progress import progress
+from .training import progress
 
 # ----------------------------------------------------------------------------------------------------------
 # Checks: one clear ValueError for each kind of bad input.

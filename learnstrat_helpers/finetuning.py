@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .progress import progress
+from .training import limit_memory_growth, progress, release_memory, warmup_linear_schedule  # noqa: F401
 from .text import checked_texts
 
 N_LABELS_DEFAULT = 2
@@ -239,22 +239,6 @@ def layerwise_param_groups(model: nn.Module, lr: float, *, layer_decay: float = 
     return sorted(groups.values(), key=lambda g: (g["depth"], g["weight_decay"]))
 
 
-def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
-    """Learning rate rising linearly from 0 over ``warmup_steps``, then falling linearly to 0 at ``total_steps``.
-
-    Explained in 02, section "Mechanics: warm-up, layer-wise decay, clipping".
-    """
-    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got {warmup_steps}, {total_steps}.")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def train_step(model, batch, optimizer, scheduler, max_grad_norm: float = 1.0) -> tuple[float, float]:
     """One optimisation step: forward, loss, backward, clip, step, schedule. Returns (loss, gradient norm).
 
@@ -404,43 +388,6 @@ def fine_tune(model, train: TokenizedTexts, *, epochs: int = 1, batch_size: int 
     del optimizer, scheduler, groups, best_state
     release_memory()
     return history
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed memory back to the operating system (glibc ``malloc_trim``), so
-    that runs one after another don't ratchet the process's memory up.
-
-    Explained in 02, section "Fine-tuning: the whole encoder learns".
-    """
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows): nothing to trim
-        pass
-
-
-def limit_memory_growth(mmap_threshold_mb: int = 2) -> bool:
-    """Ask glibc to give every allocation above ``mmap_threshold_mb`` its own memory map, returned to the
-    operating system the moment it is freed. Training allocates and frees tensors of a new shape at every
-    step (dynamic padding); by default glibc keeps those in a heap that fragments, and a process that trains
-    several models one after another grows by ~100 MB per model. Returns False where it cannot apply (not
-    glibc: macOS, Windows), where nothing needs doing.
-
-    Explained in 02, section "Recap / imports".
-    """
-    import ctypes
-
-    if mmap_threshold_mb < 0:
-        raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    M_MMAP_THRESHOLD = -3  # from <malloc.h>; setting it also stops glibc raising the threshold by itself
-    return bool(mallopt(M_MMAP_THRESHOLD, int(mmap_threshold_mb) << 20))
 
 
 def early_stopping_epoch(val_losses: Sequence[float], patience: int) -> tuple[int, int]:

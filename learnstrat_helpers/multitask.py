@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from .datasets import CONLL04_ENTITY_TYPES, CONLL04_RELATIONS, SchemaError, check_conll04_record
-from .finetuning import release_memory, warmup_linear_schedule
-from .progress import progress
+from .training import release_memory, warmup_linear_schedule
+from .training import progress
 
 ENTITY_TYPES = CONLL04_ENTITY_TYPES
 RELATION_TYPES = tuple(CONLL04_RELATIONS)

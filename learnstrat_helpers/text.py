@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from . import assets
-from .progress import progress
+from .training import progress
 
 
 def load_encoder(model_name_or_path: str | None = None, device: str | torch.device | None = None):

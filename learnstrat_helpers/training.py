@@ -1,20 +1,31 @@
-"""Seeding and one small training loop shared by the notebooks.
+"""The one training loop of the course, and what every loop needs: seeds, progress bars, length-grouped
+batches, a warm-up schedule, moving batches to the model's device, and handing memory back.
 
-Explained in 01, section "Vision: where transfer stops paying".
+The notebooks write the *step* (forward, loss, backward, clip, optimizer step): that is what they teach.
+:func:`fit` is the loop around it: it moves each batch to the model's device, times and logs the step,
+shows a progress bar, evaluates, and can stop early. Federated simulation trains many clients in lockstep
+and has its own loop (``federated.simulate``).
+
+Explained in 01, section "Vision: where transfer stops paying", and in 02, section "Fine-tuning: the whole
+encoder learns".
 """
 
 from __future__ import annotations
 
+import copy
+import ctypes
+import gc
+import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-
-from .metrics import accuracy
-from .progress import progress
+from tqdm.auto import tqdm
 
 
 def seed_everything(seed: int) -> None:
@@ -27,86 +38,195 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_examples(x: torch.Tensor, y: torch.Tensor, n_classes: int, what: str = "training data") -> None:
-    """One clear error for the usual mistakes: no examples, mismatched lengths, NaN, unknown labels."""
-    if len(x) == 0:
-        raise ValueError(f"{what} is empty.")
-    if len(x) != len(y):
-        raise ValueError(f"{what}: {len(x)} inputs but {len(y)} labels.")
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or inf values.")
-    if y.dtype not in (torch.int64, torch.int32) or y.ndim != 1:
-        raise ValueError(f"{what}: labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}.")
-    if y.min() < 0 or y.max() >= n_classes:
-        raise ValueError(f"{what}: labels must lie in 0..{n_classes - 1}, found {int(y.min())}..{int(y.max())}.")
+def progress(iterable: Iterable, *, desc: str | None = None, total: int | None = None, leave: bool = False):
+    """``tqdm.auto`` around ``iterable``, silent when ``LEARNSTRAT_PROGRESS`` is 0 (tests, ``make course``)."""
+    off = os.environ.get("LEARNSTRAT_PROGRESS", "1").strip().lower() in {"0", "false", "off", "no"}
+    return tqdm(iterable, desc=desc, total=total, leave=leave, disable=off)
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """``batch`` with every tensor in it (also inside dicts, lists and tuples) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool = True,
+                           group_by_length: bool = True, seed: int = 0, chunk_batches: int = 50,
+                           max_tokens: int | None = None) -> list[list[int]]:
+    """Index batches for one epoch. Grouped by length (the default): shuffle, sort within chunks of
+    ``chunk_batches`` batches, shuffle the batches, so a batch holds texts of similar length (little padding)
+    and the epoch stays random; without ``shuffle``, simply sorted by length. With ``max_tokens`` a batch of
+    long texts is split so that texts x longest length stays within it (caps peak memory).
+
+    Explained in 02, section "Mechanics: dynamic padding and length-grouped batches".
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    lengths = np.asarray(lengths)
+    if len(lengths) == 0:
+        raise ValueError("length_grouped_batches got no examples.")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+    if group_by_length and not shuffle:
+        order = np.argsort(lengths, kind="stable")
+    elif group_by_length:
+        chunk = batch_size * chunk_batches
+        order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in
+                                (order[i: i + chunk] for i in range(0, len(order), chunk))])
+    batches = [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    if max_tokens is not None:
+        batches = [b[i: i + size] for b in batches
+                   for size in [max(1, min(len(b), max_tokens // int(max(lengths[b]))))]
+                   for i in range(0, len(b), size)]
+    return [batches[i] for i in rng.permutation(len(batches))] if shuffle and group_by_length else batches
+
+
+def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
+    """Learning rate rising linearly from 0 over ``warmup_steps``, then falling linearly to 0 at ``total_steps``.
+
+    Explained in 02, section "Mechanics: warm-up, layer-wise decay, clipping".
+    """
+    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got {warmup_steps}, {total_steps}.")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
 class History:
-    """What happened during training, one entry per evaluation."""
+    """What :func:`fit` saw: per step the values the step returned (``logs``) and its seconds; per
+    evaluation the step, epoch and metrics (``evals``); per epoch its seconds; the restored ``best_epoch``.
 
-    step: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-@torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits for ``x`` (on the CPU), in batches on the model's device, with the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    logits = torch.cat([model(x[i: i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return logits
-
-
-def fit_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, n_classes: int, steps: int,
-                   batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
-                   val: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 0,
-                   augment=None, seed: int = 0, show_progress: bool = True) -> History:
-    """Train ``model`` (its trainable parameters only) with AdamW and a cosine schedule for ``steps``
-    mini-batch steps on in-memory CPU tensors, each batch moved to the model's device. Returns the
-    :class:`History`.
-
-    Explained in 01, section "Vision: where transfer stops paying".
+    Explained in 02, section "Fine-tuning: the whole encoder learns".
     """
-    check_examples(x, y, n_classes)
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters: unfreeze something first.")
-    device = params[0].device  # the data stays on the CPU; each batch moves to the model's device
-    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
-    generator = torch.Generator().manual_seed(seed)
-    history, start = History(), time.perf_counter()
-    batch_size = min(batch_size, len(x))
-    order = torch.randperm(len(x), generator=generator)
-    cursor = 0
-    model.train()
-    for step in progress(range(1, steps + 1), desc="training") if show_progress else range(1, steps + 1):
-        if cursor + batch_size > len(x):
-            order, cursor = torch.randperm(len(x), generator=generator), 0
-        batch = order[cursor: cursor + batch_size]
-        cursor += batch_size
-        inputs = x[batch] if augment is None else augment(x[batch], generator)
-        inputs, targets = inputs.to(device), y[batch].to(device)
-        if inputs.ndim == 4:  # images: channels-last makes CPU convolutions markedly faster
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        loss = nn.functional.cross_entropy(model(inputs), targets)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()} at step {step}: lower the learning rate.")
-        if val is not None and eval_every and (step % eval_every == 0 or step == steps):
-            history.step.append(step)
-            history.train_loss.append(loss.item())
-            history.val_acc.append(accuracy(predict(model, val[0]), val[1]))
-    history.seconds = time.perf_counter() - start
+
+    logs: list[dict] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(step numbers, values) of ``key``, from the step logs, or from the evaluations if none logged it."""
+        rows = [(i, s[key]) for i, s in enumerate(self.logs) if key in s]
+        if not rows:
+            rows = [(e["step"], e[key]) for e in self.evals if key in e]
+        return np.array([i for i, _ in rows], dtype=int), np.array([v for _, v in rows], dtype=float)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self.epoch_seconds))
+
+
+def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: Callable, *, optimizer,
+        scheduler=None, epochs: int = 1, max_steps: int | None = None,
+        evaluate: Callable[[nn.Module], dict] | None = None, eval_every: int = 0, patience: int | None = None,
+        monitor: str = "val_loss", desc: str = "training", show_progress: bool = True) -> History:
+    """Train ``model``: for each epoch, for each batch of ``batches`` (a sequence, or ``epoch -> sequence``
+    for a fresh order every epoch), move the batch to the model's device and call
+    ``step(model, batch, optimizer, scheduler)``, which does the work and returns a dict of numbers to log
+    (all must be finite). ``max_steps`` ends the run early. ``evaluate(model) -> dict`` runs in eval mode
+    after every epoch (and every ``eval_every`` steps); with ``patience`` the run stops when ``monitor`` (lower
+    is better) has not improved for that many epochs, and the best epoch's weights are restored.
+
+    Explained in 02, section "Fine-tuning: the whole encoder learns".
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}.")
+    if patience is not None and evaluate is None:
+        raise ValueError("early stopping (patience=...) needs an evaluate function.")
+    device = model_device(model)
+    history, done, best, best_state, waited = History(), 0, math.inf, None, 0
+
+    def run_evaluation(epoch: int) -> dict:
+        model.eval()
+        with torch.no_grad():
+            metrics = {"step": done, "epoch": epoch, **evaluate(model)}
+        model.train()
+        history.evals.append(metrics)
+        return metrics
+
+    for epoch in range(epochs):
+        plan = list(batches(epoch) if callable(batches) else batches)
+        if max_steps is not None:
+            plan = plan[: max(0, max_steps - done)]   # cut before the bar: its total is what runs
+        if not plan:
+            break
+        model.train()
+        start = time.perf_counter()
+        label = f"{desc} {epoch + 1}/{epochs}" if epochs > 1 else desc
+        for batch in progress(plan, desc=label) if show_progress else plan:
+            began = time.perf_counter()
+            logged = step(model, to_device(batch, device), optimizer, scheduler)
+            history.step_seconds.append(time.perf_counter() - began)
+            if not all(math.isfinite(v) for v in logged.values()):
+                raise FloatingPointError(f"step {done + 1}: {logged}: lower the learning rate.")
+            history.logs.append(logged)
+            done += 1
+            if evaluate is not None and eval_every and done % eval_every == 0:
+                run_evaluation(epoch)
+        history.epoch_seconds.append(time.perf_counter() - start)
+        if evaluate is not None and not (eval_every and done % eval_every == 0):
+            run_evaluation(epoch)
+        if patience is not None:
+            if history.evals[-1][monitor] < best:
+                best, waited, history.best_epoch = history.evals[-1][monitor], 0, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
+    del best_state
+    release_memory()
     return history
+
+
+def release_memory() -> None:
+    """Collect garbage, empty the GPU cache, and hand freed memory back to the operating system (glibc
+    ``malloc_trim``), so that runs one after another don't ratchet the process's memory up.
+
+    Explained in 02, section "Fine-tuning: the whole encoder learns".
+    """
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows): nothing to trim
+        pass
+
+
+def limit_memory_growth(mmap_threshold_mb: int = 2) -> bool:
+    """Ask glibc to give every allocation above ``mmap_threshold_mb`` its own memory map, returned to the
+    operating system the moment it is freed: training with dynamic padding allocates tensors of a new shape
+    at every step, and glibc's default heap fragments (~100 MB more per model trained). Returns False where
+    it cannot apply (not glibc: macOS, Windows).
+
+    Explained in 02, section "Recap / imports".
+    """
+    if mmap_threshold_mb < 0:
+        raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold = -3  # from <malloc.h>; setting it also stops glibc raising the threshold by itself
+    return bool(mallopt(m_mmap_threshold, int(mmap_threshold_mb) << 20))
