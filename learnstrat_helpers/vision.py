@@ -157,21 +157,16 @@ def _load_photo(photo, size: int = 224) -> Tensor:
 
     if isinstance(photo, (str, Path)):
         with Image.open(photo) as img:
-            image = img.convert("RGB")
-    elif isinstance(photo, Image.Image):
-        image = photo.convert("RGB")
-    else:
-        array = np.asarray(photo)
-        array = np.stack([array] * 3, axis=-1) if array.ndim == 2 else array
-        if array.ndim != 3 or array.shape[-1] not in (3, 4):
-            raise ValueError(f"photo array must be [H, W, 3] (RGB), got shape {array.shape}")
-        array = array[..., :3]
-        if array.dtype != np.uint8:
-            array = np.asarray(array, dtype=np.float64)
-            if not np.isfinite(array).all():
-                raise ValueError("photo array contains non-finite values (NaN or inf)")
-            array = np.clip(np.rint(array * (255.0 if array.max(initial=0.0) <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
-        image = Image.fromarray(np.ascontiguousarray(array), mode="RGB")
+            photo = img.convert("RGB")
+    array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
+    array = np.stack([array] * 3, axis=-1) if array.ndim == 2 else array
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ValueError(f"photo array must be [H, W, 3] (RGB), got shape {array.shape}")
+    if array.dtype != np.uint8:  # floats: in [0, 1], or already in 0..255
+        if not np.isfinite(array).all():
+            raise ValueError("photo array contains non-finite values (NaN or inf)")
+        array = np.clip(np.rint(array * (255.0 if array.max(initial=0.0) <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(np.ascontiguousarray(array[..., :3]), mode="RGB")
     scale = size / min(image.size)
     w, h = max(size, round(image.size[0] * scale)), max(size, round(image.size[1] * scale))
     left, top = (w - size) // 2, (h - size) // 2
