@@ -136,12 +136,9 @@ def _normalize(x: Tensor, channels: int = 3, name: str = "images") -> Tensor:
     return (x - 0.5) / 0.5
 
 
-def grayscale_to_rgb_input(x: Tensor, size: int) -> Tensor:
+def _grayscale_to_rgb_input(x: Tensor, size: int) -> Tensor:
     """Grayscale images in [0, 1] ``[N, 1, h, w]`` as network input ``[N, 3, size, size]``: bilinear resize,
-    the channel copied three times, normalised.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    the channel copied three times, normalised."""
     _normalize(x, 1, "grayscale images")
     if size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
@@ -190,17 +187,20 @@ def imagenet_top_k(model: nn.Module, photo, k: int = 5, size: int = 224) -> list
 
 
 @torch.no_grad()  # not inference_mode: heads are then trained on these features
-def extract_features(model: EfficientNetLite0, images: Tensor, *, pooled_after: Sequence[int] = (),
-                     maps_after: Sequence[int] = (), batch_size: int = 256, show_progress: bool = False) -> dict:
-    """One frozen pass over normalised ``images`` ``[N, 3, H, W]`` in batches on the model's device, read at
-    several depths (``k`` = blocks run, 0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]} (average over
-    positions, for linear probes), "maps": {k: [N, C_k, H_k, W_k]} (the input of a top that starts at block
-    k)}``, on the CPU. Runs in eval mode; the model's mode is restored.
+def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | None = None,
+                     pooled_after: Sequence[int] = (), maps_after: Sequence[int] = (), batch_size: int = 256,
+                     show_progress: bool = False) -> dict:
+    """One frozen pass over ``images`` in batches on the model's device, read at several depths (``k`` =
+    blocks run, 0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]} (average over positions, for linear
+    probes), "maps": {k: [N, C_k, H_k, W_k]} (the input of a top that starts at block k)}``, on the CPU, in
+    eval mode (the model's mode is restored). ``images``: normalised RGB ``[N, 3, H, W]``, or with ``size``
+    grayscale in [0, 1] ``[N, 1, h, w]``, each batch resized to ``size``, its channel copied into R, G and B.
 
     Explained in 01, section "Vision: where transfer stops paying".
     """
-    if images.ndim != 4 or images.shape[1] != 3 or images.shape[0] == 0:
-        raise ValueError(f"images must be a non-empty [N, 3, H, W] batch of normalised RGB, got {tuple(images.shape)}")
+    channels = 3 if size is None else 1
+    if images.ndim != 4 or images.shape[1] != channels or images.shape[0] == 0:
+        raise ValueError(f"images must be a non-empty [N, {channels}, H, W] batch, got {tuple(images.shape)}")
     cuts = sorted(set(pooled_after) | set(maps_after))
     if any(not 0 <= k <= model.num_blocks for k in cuts):
         raise ValueError(f"depths must lie in 0..{model.num_blocks}, got {cuts}")
@@ -213,7 +213,9 @@ def extract_features(model: EfficientNetLite0, images: Tensor, *, pooled_after: 
         starts = range(0, len(images), batch_size)
         for start in progress(starts, desc="features") if show_progress else starts:
             # channels_last makes PyTorch's CPU convolutions (depthwise ones above all) ~1.7x faster here.
-            x = model.stem(images[start: start + batch_size].to(device).contiguous(memory_format=torch.channels_last))
+            batch = images[start: start + batch_size]
+            batch = batch if size is None else _grayscale_to_rgb_input(batch, size)
+            x = model.stem(batch.to(device).contiguous(memory_format=torch.channels_last))
             done = 0
             for k in cuts:
                 x, done = model.run_blocks(x, done, k), k

@@ -8,10 +8,10 @@ import torch
 from learnstrat_helpers.assets import resolve_efficientnet_lite0
 from learnstrat_helpers.vision import (
     EfficientNetLite0,
+    _grayscale_to_rgb_input as grayscale_to_rgb_input,
     _load_photo as load_photo,
     _normalize as normalize_for_efficientnet,
     extract_features,
-    grayscale_to_rgb_input,
     imagenet_top_k,
     load_efficientnet_lite0,
 )
@@ -140,6 +140,17 @@ def test_grayscale_to_rgb_input() -> None:
     assert torch.equal(y[:, 0], y[:, 2])
     assert y.min() >= -1.0 and y.max() <= 1.0
     assert torch.equal(grayscale_to_rgb_input(x, 28)[:, 1:2], (x - 0.5) / 0.5)
+
+
+def test_extract_features_converts_grayscale_batch_by_batch() -> None:
+    torch.manual_seed(0)
+    net, gray = EfficientNetLite0().eval(), torch.rand(5, 1, 28, 28)
+    at_once = extract_features(net, grayscale_to_rgb_input(gray, 40), maps_after=(3,))
+    by_batch = extract_features(net, gray, size=40, maps_after=(3,), batch_size=2)
+    torch.testing.assert_close(by_batch["head"], at_once["head"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(by_batch["maps"][3], at_once["maps"][3], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[N, 1, H, W\]"):
+        extract_features(net, torch.rand(2, 3, 28, 28), size=40)
 
 
 def test_normalize_maps_unit_interval_to_minus_one_one() -> None:
