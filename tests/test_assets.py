@@ -11,7 +11,7 @@ import pytest
 from learnstrat_helpers import assets
 from learnstrat_helpers.assets import AssetNotFound
 
-FASHION_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_NAMES = [f"{split}-{kind}" for split in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
 
 
 @pytest.fixture

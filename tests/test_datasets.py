@@ -20,7 +20,7 @@ from learnstrat_helpers.datasets import (
     sample_per_class,
 )
 
-FASHION_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_NAMES = [f"{split}-{kind}" for split in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
 
 
 # ---------------------------------------------------------------- SST-2

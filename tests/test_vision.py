@@ -205,8 +205,8 @@ def test_features_by_depth_match_separate_passes(model: EfficientNetLite0) -> No
     images = normalize_for_efficientnet(torch.rand(5, 3, 64, 64))
     out = extract_features(model, images, pooled_after=(5, 11), maps_after=(15,), batch_size=2)
     assert torch.allclose(out["head"], extract_features(model, images)["head"], atol=1e-5)
-    assert torch.allclose(out["pooled"][5], extract_features(model, images, maps_after=(5,))["maps"][5].mean(dim=(2, 3)),
-                          atol=1e-5)
+    fifth = extract_features(model, images, maps_after=(5,))["maps"][5]
+    assert torch.allclose(out["pooled"][5], fifth.mean(dim=(2, 3)), atol=1e-5)
     assert out["pooled"][11].shape == (5, channels(model, 10))
     with torch.inference_mode():
         assert torch.allclose(out["maps"][15], model.run_blocks(model.stem(images), 0, 15), atol=1e-5)
