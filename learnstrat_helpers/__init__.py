@@ -1,20 +1,9 @@
-"""learnstrat_helpers: the plumbing behind the learnstrat notebooks.
+"""learnstrat_helpers: the plumbing behind the learnstrat notebooks; importing it has no side effects.
 
-One module per concept; import what you need, e.g. ``from learnstrat_helpers import datasets``.
-Importing the package has no side effects (no seeds, downloads or prints).
-
-- profiles: how big a run is (quick / default / full), one table
-- assets:   where models and data come from, offline first, with clear errors
-- datasets: SST-2, CoNLL04, Fashion-MNIST, validated, in the Hub's schema
-- text:     a frozen sentence encoder and cached embeddings
-- vision:   EfficientNet-Lite0 in plain torch, cut anywhere
-- training: seeding and one training loop for every notebook
-- finetuning: notebook 02's tokenised batches, fine-tuning loop, LoRA
-- multitask: notebook 03's joint NER + RE model, soft sharing, strict span/relation F1
-- metrics:  accuracy and friends
-- results:  headline numbers into build/results/<notebook>.json
-- claims:   the claims-vs-evidence check that ends every notebook
-- plots:    one function per kind of figure
+One module per concept (``from learnstrat_helpers import datasets``): profiles (how big a run is), assets
+(where models and data come from), datasets (validated, in the Hub's schema), training (seeds and the one
+training loop), text (a frozen sentence encoder), vision (EfficientNet-Lite0, cut anywhere), finetuning (02),
+multitask (03), federated (04), metrics, results (headline numbers), claims (claims vs evidence), plots.
 """
 
 __version__ = "0.1.0"

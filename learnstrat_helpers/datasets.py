@@ -6,6 +6,7 @@ Explained in 01, section "Set-up: where the models and data come from".
 from __future__ import annotations
 
 import gzip
+import json
 import math
 from pathlib import Path
 
@@ -14,43 +15,20 @@ import torch
 
 from . import assets
 
-SST2_HUB_ID = "stanfordnlp/sst2"
 SST2_LABELS = ("negative", "positive")
-SST2_SCHEMA = {"sentence": str, "label": int}
-FASHION_MNIST_HUB_ID = "zalando-datasets/fashion_mnist"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+_SST2_HUB_ID, _FASHION_MNIST_HUB_ID = "stanfordnlp/sst2", "zalando-datasets/fashion_mnist"
 
 
 class SchemaError(ValueError):
     """A dataset record doesn't have the fields or values the course expects."""
 
 
-def _check_records(split: str, records, required: dict[str, type], label_field: str | None, n_labels: int) -> None:
-    if len(records) == 0:
-        raise SchemaError(f"split {split!r} is empty.")
-    missing = [f for f in required if f not in records.column_names]
-    if missing:
-        raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {records.column_names}.")
-    for name, kind in required.items():
-        for i, value in enumerate(records[name]):
-            if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
-                raise SchemaError(f"split {split!r}, record {i}: {name}={value!r} is not a non-empty {kind.__name__}.")
-    if label_field is not None:
-        labels = np.asarray(records[label_field])
-        bad = np.flatnonzero((labels < 0) | (labels >= n_labels))
-        if bad.size:
-            raise SchemaError(
-                f"split {split!r}, record {int(bad[0])}: {label_field}={labels[bad[0]]} is outside 0..{n_labels - 1}."
-            )
-
-
 def _read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) for every non-blank line of a JSONL file; one clear error for bad JSON, a line
     that is not an object, or an empty file."""
-    import json
-
     numbered = []
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
@@ -68,68 +46,66 @@ def _read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
     return numbered
 
 
-def _load_jsonl_split(path: Path, schema: dict[str, type]):
-    """One JSONL file as a ``datasets.Dataset`` of the ``schema``'s columns, with errors naming file and line.
-
-    Parsed here rather than by pyarrow, which silently coerces values (a label "1" becomes 1)."""
-    import datasets
-
-    records = [record for _, record in _read_jsonl_objects(path)]
-    present = [c for c in schema if all(c in r for r in records)]  # a missing column is reported by the caller
-    for index, record in enumerate(records):
-        for column in present:
-            value = record[column]
-            if not isinstance(value, schema[column]) or isinstance(value, bool):
-                raise SchemaError(f"{path}, record {index}: {column}={value!r} is not a {schema[column].__name__}.")
-    return datasets.Dataset.from_dict({c: [r[c] for r in records] for c in present})
+def _check_sst2(split: str, columns: dict[str, list]) -> None:
+    """Both columns present, every sentence a non-empty string, every label an int in 0..1."""
+    missing = [c for c in ("sentence", "label") if c not in columns]
+    if missing:
+        raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {list(columns)}.")
+    if not columns["label"]:
+        raise SchemaError(f"split {split!r} is empty.")
+    for name, kind in (("sentence", str), ("label", int)):
+        for i, value in enumerate(columns[name]):
+            if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
+                raise SchemaError(f"split {split!r}, record {i}: {name}={value!r} is not a non-empty {kind.__name__}.")
+    bad = [i for i, label in enumerate(columns["label"]) if not 0 <= label < len(SST2_LABELS)]
+    if bad:
+        raise SchemaError(f"split {split!r}, record {bad[0]}: label={columns['label'][bad[0]]} is outside 0..1.")
 
 
 def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
-    """SST-2 (binary sentiment) as a ``datasets.DatasetDict`` with columns ``sentence`` and ``label``.
-
-    Reads ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` when that is set (no network), else the Hub's
-    ``stanfordnlp/sst2``. Each split is checked: not empty, both columns present, labels 0 or 1.
+    """SST-2 (binary sentiment) as a ``datasets.DatasetDict`` with columns ``sentence`` and ``label``, from
+    ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` (or the cache), else the Hub's ``stanfordnlp/sst2``. Each split
+    is checked: not empty, both columns, labels 0 or 1. (GLUE hides the test labels, so there is no test split.)
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
-    import datasets  # imported here: it is slow to import and only text notebooks need it
+    import datasets  # slow to import; only the text notebooks need it
 
-    unknown = [s for s in splits if s not in ("train", "validation", "test")]
+    unknown = [s for s in splits if s not in ("train", "validation")]
     if unknown:
-        raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation, test.")
+        raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation.")
     folder = assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits])
-    if folder is not None:
-        # One file at a time, so a file whose columns differ is reported by name.
-        loaded = datasets.DatasetDict({s: _load_jsonl_split(folder / f"{s}.jsonl", SST2_SCHEMA) for s in splits})
+    if folder is not None:  # parsed here, not by pyarrow, which silently coerces values (a label "1" becomes 1)
+        records = {s: [r for _, r in _read_jsonl_objects(folder / f"{s}.jsonl")] for s in splits}
+        columns = {s: {c: [r[c] for r in rs] for c in ("sentence", "label") if all(c in r for r in rs)}
+                   for s, rs in records.items()}
     elif assets.is_offline():
         raise assets.AssetNotFound(
             "the SST-2 dataset",
             ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'sst2'}: empty",
-             f"Hugging Face Hub ({SST2_HUB_ID}): offline"],
+             f"Hugging Face Hub ({_SST2_HUB_ID}): offline"],
             "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding sst2/train.jsonl and validation.jsonl.",
         )
     else:
-        loaded = datasets.load_dataset(SST2_HUB_ID)
-        loaded = datasets.DatasetDict({s: loaded[s] for s in splits})
+        hub = datasets.load_dataset(_SST2_HUB_ID)
+        columns = {s: {c: hub[s][c] for c in ("sentence", "label") if c in hub[s].column_names} for s in splits}
     for split in splits:
-        _check_records(split, loaded[split], SST2_SCHEMA, "label", len(SST2_LABELS))
-    label_feature = datasets.ClassLabel(names=list(SST2_LABELS))
-    return datasets.DatasetDict({s: loaded[s].select_columns(["sentence", "label"]).cast_column("label", label_feature)
-                                 for s in splits})
+        _check_sst2(split, columns[split])
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=list(SST2_LABELS))})
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict(columns[s], features=features) for s in splits})
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as handle:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
             raw = handle.read()
     except (OSError, EOFError) as exc:  # not gzip, or cut short
         raise SchemaError(f"{path} could not be read: {exc}") from exc
-    if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 8:
+    if len(raw) < 8 or raw[:3] != b"\x00\x00\x08":
         raise SchemaError(f"{path} is not an idx file of unsigned bytes.")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(raw[3]))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * raw[3])
     if data.size != math.prod(shape):
         raise SchemaError(f"{path}: header says {shape} but holds {data.size} values.")
     return data.reshape(shape)
@@ -139,38 +115,33 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     prefix = {"train": "train", "test": "t10k"}[split]
     folder = assets.resolve_fashion_mnist_folder()
     if folder is not None:
-        def find(stem: str) -> Path:
-            plain = folder / stem
-            return plain if plain.is_file() else folder / f"{stem}.gz"
+        find = lambda stem: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"  # noqa: E731
         return _read_idx(find(f"{prefix}-images-idx3-ubyte")), _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     if assets.is_offline():
         raise assets.AssetNotFound(
             "the Fashion-MNIST dataset",
-            ["$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets.DEBIAN_FASHION_MNIST),
-             str(assets.cache_dir() / "datasets" / "fashion-mnist"), f"Hugging Face Hub ({FASHION_MNIST_HUB_ID}): offline"],
+            ["$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets._DEBIAN_FASHION_MNIST),
+             str(assets.cache_dir() / "datasets" / "fashion-mnist"),
+             f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): offline"],
             "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), or go online once.",
         )
     import datasets
 
-    hub = datasets.load_dataset(FASHION_MNIST_HUB_ID, split=split)
-    images = np.stack([np.asarray(img, dtype=np.uint8) for img in hub["image"]])
-    return images, np.asarray(hub["label"], dtype=np.uint8)
+    hub = datasets.load_dataset(_FASHION_MNIST_HUB_ID, split=split)
+    return np.stack([np.asarray(img, dtype=np.uint8) for img in hub["image"]]), np.asarray(hub["label"], dtype=np.uint8)
 
 
 def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = None) -> np.ndarray:
-    """Indices of ``per_class`` examples of every class, drawn without replacement with ``seed``.
-
-    Raises ValueError when a class has fewer examples than asked for.
+    """Indices of ``per_class`` examples of every class (``range(n_classes)``, else the classes present),
+    drawn without replacement with ``seed``, classes interleaved. A class with too few examples is an error.
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
     labels = np.asarray(labels)
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}.")
-    classes = range(n_classes) if n_classes is not None else np.unique(labels)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for c in classes:
+    rng, chosen = np.random.default_rng(seed), []
+    for c in range(n_classes) if n_classes is not None else np.unique(labels):
         members = np.flatnonzero(labels == c)
         if members.size < per_class:
             raise ValueError(f"class {c} has {members.size} examples, fewer than the {per_class} asked for.")
@@ -182,10 +153,9 @@ def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = 
 
 def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed: int = 0,
                        resolution: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST images as floats in [0, 1], shape [N, 1, resolution, resolution], and int64 labels.
-
-    ``per_class`` draws a balanced subset (all images when None). Reads Debian's
-    ``dataset-fashion-mnist`` files (or ``$LEARNSTRAT_DATA_DIR/fashion-mnist``), else the Hub.
+    """Fashion-MNIST images as floats in [0, 1] ``[N, 1, resolution, resolution]`` and int64 labels; a
+    balanced subset of ``per_class`` per class (all when None). From :func:`assets.resolve_fashion_mnist_folder`,
+    else the Hub.
 
     Explained in 01, section "Vision: where transfer stops paying".
     """
@@ -195,7 +165,8 @@ def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed:
         raise ValueError(f"resolution must be at least 8 pixels, got {resolution}.")
     images, labels = _fashion_mnist_arrays(split)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise SchemaError(f"Fashion-MNIST {split}: expected [N, 28, 28] images and N labels, got {images.shape}, {labels.shape}.")
+        raise SchemaError(f"Fashion-MNIST {split}: expected [N, 28, 28] images and N labels, got {images.shape}, "
+                          f"{labels.shape}.")
     if per_class is not None:
         index = sample_per_class(labels, per_class, seed, n_classes=len(FASHION_MNIST_CLASSES))
         images, labels = images[index], labels[index]

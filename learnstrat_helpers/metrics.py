@@ -19,7 +19,8 @@ def accuracy(predictions, labels) -> float:
             raise ValueError("accuracy got non-finite logits (NaN or inf): the model diverged.")
         predictions = predictions.argmax(1)
     if predictions.ndim != 1 or labels.ndim != 1 or len(predictions) != len(labels):
-        raise ValueError(f"accuracy needs N predictions and N labels; got {tuple(predictions.shape)} and {tuple(labels.shape)}.")
+        raise ValueError(f"accuracy needs N predictions and N labels; got {tuple(predictions.shape)} and "
+                         f"{tuple(labels.shape)}.")
     if len(labels) == 0:
         raise ValueError("accuracy got no examples.")
     return (predictions == labels).float().mean().item()

@@ -1,7 +1,5 @@
-"""One function per kind of figure the course shows; one style for all of them.
-
-Figures have a white background (readable in light and dark notebook themes), labelled axes with
-units, and a title that states the claim the figure supports.
+"""One function per kind of figure the course shows, one style for all: a white background (readable in light
+and dark themes), labelled axes, and a title that states the claim the figure supports.
 
 Explained in 01, section "Text: a frozen sentence encoder".
 """
@@ -28,17 +26,13 @@ def use_course_style() -> None:
 
 
 def _axes(ax):
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 4.0))
-    return ax
+    return plt.subplots(figsize=(6.4, 4.0))[1] if ax is None else ax
 
 
 def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray], *, title: str,
                          xlabel: str, ylabel: str = "accuracy", ax=None, chance: float | None = None):
-    """Mean and spread of several learning curves over seeds.
-
-    ``curves`` maps a method's name to an array [seeds, len(sizes)]. Draws the mean as a line, the
-    min-max over seeds as a band, and each seed as a dot, on a log2 x axis.
+    """Learning curves ``name -> [seeds, len(sizes)]``: the mean as a line, the min-max over seeds as a band,
+    each seed as a dot, on a log2 x axis.
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
@@ -73,12 +67,9 @@ def plot_feature_space(features, labels, class_names: Sequence[str], *, title: s
         raise ValueError(f"need features [N, dim] and N labels, got {features.shape} and {labels.shape}.")
     features, labels = features[:max_points], labels[:max_points]
     pca = PCA(n_components=2, random_state=0).fit(features)
-    points = pca.transform(features)
-    ax = _axes(ax)
-    cmap = plt.get_cmap("tab10")
+    points, ax = pca.transform(features), _axes(ax)
     for c, name in enumerate(class_names):
-        mask = labels == c
-        ax.scatter(points[mask, 0], points[mask, 1], s=6, alpha=0.6, color=cmap(c % 10), label=name)
+        ax.scatter(*points[labels == c].T, s=6, alpha=0.6, color=plt.get_cmap("tab10")(c % 10), label=name)
     share = pca.explained_variance_ratio_
     ax.set(title=title, xlabel=f"PC 1 ({share[0]:.0%} of variance)", ylabel=f"PC 2 ({share[1]:.0%} of variance)")
     ax.legend(markerscale=2, fontsize=8, ncol=2 if len(class_names) > 5 else 1)
@@ -94,8 +85,7 @@ def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: s
     values = np.atleast_2d(np.asarray(values, dtype=float))
     if values.shape[1] != len(names):
         raise ValueError(f"values must be [seeds, {len(names)}], got {values.shape}.")
-    ax = _axes(ax)
-    x = np.arange(len(names))
+    ax, x = _axes(ax), np.arange(len(names))
     ax.bar(x, values.mean(0), color=[PALETTE[i % len(PALETTE)] for i in x], alpha=0.8)
     for row in values:
         ax.scatter(x, row, color="black", s=10, zorder=3)
@@ -107,8 +97,7 @@ def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: s
         ax.legend()
     ax.set_xticks(x, names, rotation=15, ha="right")
     ax.set(title=title, ylabel=ylabel)
-    lo = max(0.0, values.min() - 0.1)
-    ax.set_ylim(lo, min(1.0, values.max() + 0.05) if values.max() <= 1 else None)
+    ax.set_ylim(max(0.0, values.min() - 0.1), min(1.0, values.max() + 0.05) if values.max() <= 1 else None)
     return ax
 
 
@@ -122,8 +111,7 @@ def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str 
         raise ValueError(f"images must be [N, C, H, W], got shape {images.shape}.")
     if len(titles) != len(images):
         raise ValueError(f"got {len(images)} images but {len(titles)} titles.")
-    n = len(images)
-    nrows = int(np.ceil(n / ncols))
+    nrows = int(np.ceil(len(images) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")

@@ -1,10 +1,6 @@
-"""Run profiles: how big each experiment is, in one table.
-
-``quick``   seconds; unit tests and fast iteration (numbers are not meaningful).
-``default`` a learner on a 2-core CPU or Binder: <= 5 min and <= 1.8 GB per notebook.
-``full``    a GPU (Colab): published-size models and full data.
-
-Chosen by ``LEARNSTRAT_PROFILE`` (default ``default``) and printed at the top of each notebook.
+"""Run profiles, how big each experiment is, in one table: ``quick`` (seconds, for tests; numbers not
+meaningful), ``default`` (a 2-core CPU or Binder: <= 5 min and <= 1.8 GB per notebook), ``full`` (a GPU, Colab:
+published-size models, full data). Chosen by ``LEARNSTRAT_PROFILE`` (default ``default``).
 
 Explained in 01, section "Set-up: run profiles".
 """
@@ -14,25 +10,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-PROFILE_NAMES = ("quick", "default", "full")
-
 
 @dataclass(frozen=True)
 class TransferSettings:
-    """Notebook 01's sizes."""
+    """Notebook 01's sizes (per class: labelled examples per class; None: the whole split or MiniLM)."""
 
     seeds: tuple[int, ...]
-    text_per_class: tuple[int, ...]          # labelled SST-2 sentences per class in each learning-curve point
-    text_val_size: int | None                # None: the whole 872-sentence validation split
-    text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
-    vision_per_class: tuple[int, ...]        # labelled Fashion-MNIST images per class
-    vision_pool_per_class: int               # training images per class that every subset is drawn from
-    vision_test_per_class: int               # test images per class (from the official test split)
-    vision_resolution: int                   # pixels fed to EfficientNet-Lite0
-    vision_low_resolution: int               # the resolution experiment's smaller input
-    scratch_epochs: int                      # passes over the data for the CNN trained from scratch ...
-    scratch_max_steps: int                   # ... capped at this many optimiser steps
-    finetune_steps: int                      # optimiser steps when the top block is fine-tuned
+    text_per_class: tuple[int, ...]          # SST-2 learning-curve points
+    text_val_size: int | None
+    text_model_hub_id: str | None
+    vision_per_class: tuple[int, ...]        # Fashion-MNIST learning-curve points, drawn from ...
+    vision_pool_per_class: int               # ... a pool of this many training images per class
+    vision_test_per_class: int
+    vision_resolution: int                   # pixels fed to EfficientNet-Lite0 (and the low-resolution remedy's)
+    vision_low_resolution: int
+    scratch_epochs: int                      # the scratch CNN's passes over the data, capped at ...
+    scratch_max_steps: int                   # ... this many optimiser steps
+    finetune_steps: int                      # optimiser steps of the fine-tuned top block
 
 
 @dataclass(frozen=True)
@@ -114,18 +108,9 @@ _PROFILES = {
     "quick": Profile(
         name="quick",
         transfer=TransferSettings(
-            seeds=(0, 1),
-            text_per_class=(4, 16),
-            text_val_size=64,
-            text_model_hub_id=None,
-            vision_per_class=(3, 10),
-            vision_pool_per_class=12,
-            vision_test_per_class=10,
-            vision_resolution=32,
-            vision_low_resolution=24,
-            scratch_epochs=2,
-            scratch_max_steps=20,
-            finetune_steps=10,
+            seeds=(0, 1), text_per_class=(4, 16), text_val_size=64, text_model_hub_id=None, vision_per_class=(3, 10),
+            vision_pool_per_class=12, vision_test_per_class=10, vision_resolution=32, vision_low_resolution=24,
+            scratch_epochs=2, scratch_max_steps=20, finetune_steps=10,
         ),
         fine_tuning=FineTuningSettings(
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, small_batch_size=8,
@@ -146,17 +131,9 @@ _PROFILES = {
     "default": Profile(
         name="default",
         transfer=TransferSettings(
-            seeds=(0, 1, 2),
-            text_per_class=(8, 32, 128, 512),
-            text_val_size=None,
-            text_model_hub_id=None,
-            vision_per_class=(5, 30, 100, 300),
-            vision_pool_per_class=400,
-            vision_test_per_class=100,
-            vision_resolution=64,
-            vision_low_resolution=32,
-            scratch_epochs=15,
-            scratch_max_steps=300,
+            seeds=(0, 1, 2), text_per_class=(8, 32, 128, 512), text_val_size=None, text_model_hub_id=None,
+            vision_per_class=(5, 30, 100, 300), vision_pool_per_class=400, vision_test_per_class=100,
+            vision_resolution=64, vision_low_resolution=32, scratch_epochs=15, scratch_max_steps=300,
             finetune_steps=200,
         ),
         fine_tuning=FineTuningSettings(
@@ -180,18 +157,10 @@ _PROFILES = {
     "full": Profile(
         name="full",
         transfer=TransferSettings(
-            seeds=(0, 1, 2, 3, 4),
-            text_per_class=(8, 32, 128, 512, 2048),
-            text_val_size=None,
-            text_model_hub_id=None,
-            vision_per_class=(5, 30, 100, 300, 1000),
-            vision_pool_per_class=1500,
-            vision_test_per_class=1000,
-            vision_resolution=128,
-            vision_low_resolution=64,
-            scratch_epochs=30,
-            scratch_max_steps=3000,
-            finetune_steps=1500,
+            seeds=(0, 1, 2, 3, 4), text_per_class=(8, 32, 128, 512, 2048), text_val_size=None,
+            text_model_hub_id=None, vision_per_class=(5, 30, 100, 300, 1000), vision_pool_per_class=1500,
+            vision_test_per_class=1000, vision_resolution=128, vision_low_resolution=64, scratch_epochs=30,
+            scratch_max_steps=3000, finetune_steps=1500,
         ),
         fine_tuning=FineTuningSettings(
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
@@ -221,5 +190,5 @@ def get_profile(name: str | None = None) -> Profile:
     """
     chosen = (name or os.environ.get("LEARNSTRAT_PROFILE") or "default").strip().lower()
     if chosen not in _PROFILES:
-        raise ValueError(f"Unknown profile {chosen!r}: choose one of {', '.join(PROFILE_NAMES)} (LEARNSTRAT_PROFILE).")
+        raise ValueError(f"Unknown profile {chosen!r}: choose one of {', '.join(_PROFILES)} (LEARNSTRAT_PROFILE).")
     return _PROFILES[chosen]

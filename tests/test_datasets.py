@@ -20,7 +20,7 @@ from learnstrat_helpers.datasets import (
     sample_per_class,
 )
 
-FASHION_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+FASHION_NAMES = [f"{split}-{kind}" for split in ("train", "t10k") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
 
 
 # ---------------------------------------------------------------- SST-2
@@ -114,6 +114,8 @@ def test_load_sst2_unknown_split(monkeypatch, tmp_path):
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(_write_sst2(tmp_path, GOOD, GOOD)))
     with pytest.raises(ValueError, match=r"Unknown SST-2 split\(s\) \['valid'\]"):
         load_sst2(("train", "valid"))
+    with pytest.raises(ValueError, match=r"Unknown SST-2 split\(s\) \['test'\]"):   # GLUE hides its labels
+        load_sst2(("test",))
 
 
 def test_load_sst2_data_dir_without_the_file(monkeypatch, tmp_path):
@@ -267,7 +269,7 @@ def test_load_fashion_mnist_rejects_tiny_resolution():
 
 def test_load_fashion_mnist_offline_without_files(monkeypatch, tmp_path):
     monkeypatch.delenv("LEARNSTRAT_DATA_DIR", raising=False)
-    monkeypatch.setattr(assets, "DEBIAN_FASHION_MNIST", tmp_path / "none")
+    monkeypatch.setattr(assets, "_DEBIAN_FASHION_MNIST", tmp_path / "none")
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(assets.AssetNotFound, match="dataset-fashion-mnist"):
         load_fashion_mnist("test")
@@ -276,7 +278,7 @@ def test_load_fashion_mnist_offline_without_files(monkeypatch, tmp_path):
 @pytest.fixture
 def real_fashion_mnist(monkeypatch):
     monkeypatch.delenv("LEARNSTRAT_DATA_DIR", raising=False)
-    folder = assets.DEBIAN_FASHION_MNIST
+    folder = assets._DEBIAN_FASHION_MNIST
     if not all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for n in FASHION_NAMES):
         pytest.skip(f"Debian's dataset-fashion-mnist is not installed in {folder}")
     return folder

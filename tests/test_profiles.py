@@ -6,11 +6,14 @@ from dataclasses import fields
 
 import pytest
 
-from learnstrat_helpers.profiles import PROFILE_NAMES, Profile, get_profile
+from learnstrat_helpers import profiles
+from learnstrat_helpers.profiles import Profile, get_profile
+
+PROFILE_NAMES = ("quick", "default", "full")
 
 
 def test_the_three_profiles_exist():
-    assert PROFILE_NAMES == ("quick", "default", "full")
+    assert tuple(profiles._PROFILES) == PROFILE_NAMES
     for name in PROFILE_NAMES:
         profile = get_profile(name)
         assert isinstance(profile, Profile) and profile.name == name

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from learnstrat_helpers import assets, text
-from learnstrat_helpers.text import embed_texts, embed_texts_cached, length_sorted_batches, mean_pool
+from learnstrat_helpers.text import _embed_texts as embed_texts, _mean_pool as mean_pool, embed_texts_cached
 
 SENTENCES = ["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."]
 
@@ -17,7 +17,7 @@ def encoder():
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_DATASETS_OFFLINE", "1")
         mp.delenv("LEARNSTRAT_MODEL_DIR", raising=False)
-        return text.load_encoder()
+        return text._load_sentence_encoder(assets.resolve_minilm(), "cpu")
 
 
 def test_mean_pool_ignores_padding():
@@ -39,23 +39,6 @@ def test_mean_pool_all_padding_gives_zeros_not_nan():
 def test_mean_pool_rejects_mismatched_shapes(hidden_shape, mask_shape):
     with pytest.raises(ValueError, match=r"expected hidden states \[batch, tokens, dim\]"):
         mean_pool(torch.zeros(hidden_shape), torch.ones(mask_shape))
-
-
-def test_length_sorted_batches_cover_every_index_once_sorted():
-    lengths = [5, 1, 9, 3, 3, 7, 2]
-    batches = length_sorted_batches(lengths, batch_size=3)
-    assert [len(b) for b in batches] == [3, 3, 1]
-    flat = [i for b in batches for i in b]
-    assert sorted(flat) == list(range(len(lengths)))
-    assert [lengths[i] for i in flat] == sorted(lengths)
-    assert length_sorted_batches([], 4) == []
-    assert length_sorted_batches([2, 1], 10) == [[1, 0]]
-
-
-@pytest.mark.parametrize("batch_size", [0, -2])
-def test_length_sorted_batches_rejects_bad_batch_size(batch_size):
-    with pytest.raises(ValueError, match="batch_size must be at least 1"):
-        length_sorted_batches([1, 2], batch_size)
 
 
 @pytest.mark.slow
@@ -81,22 +64,53 @@ def test_embed_texts_with_minilm(encoder):
     (["fine", "   ", "ok", "\n"], r"text 1 is empty or not a string \(2 such texts\)"),
     (["fine", None], "text 1 is empty or not a string"),
 ])
-def test_embed_texts_rejects_empty_input(texts, message):
+def test_embed_texts_cached_rejects_empty_input(monkeypatch, texts, message):
     def unused(*args, **kwargs):
-        raise AssertionError("the model must not run on bad input")
+        raise AssertionError("the model must not be loaded for bad input")
 
+    monkeypatch.setattr(text, "_load_sentence_encoder", unused)
     with pytest.raises(ValueError, match=message):
-        embed_texts(texts, unused, unused)
+        embed_texts_cached(texts)
+
+
+class _FakeTokenizer:
+    def __call__(self, texts, truncation, max_length):
+        ids = [[1] * len(t.split()) for t in texts]
+        return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids]}
+
+    def pad(self, features, return_tensors):
+        width = max(len(i) for i in features["input_ids"])
+        return {k: torch.tensor([row + [0] * (width - len(row)) for row in v]) for k, v in features.items()}
+
+
+class _FakeEncoder(torch.nn.Module):
+    """A parameter on ``meta``; records the device of what it is given and answers on the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.seen = torch.nn.Parameter(torch.zeros(1, device="meta")), []
+        self.config = type("Config", (), {"hidden_size": 4})()
+
+    def forward(self, input_ids, attention_mask):
+        self.seen += [input_ids.device.type, attention_mask.device.type]
+        return type("Out", (), {"last_hidden_state": torch.ones(*input_ids.shape, 4)})()
+
+
+def test_embed_texts_batches_by_length_on_the_model_device(monkeypatch):
+    model = _FakeEncoder()
+    monkeypatch.setattr(text, "_mean_pool", lambda hidden, mask: torch.ones(len(mask), 4))   # meta can't come back
+    out = embed_texts(["a b c", "a", "a b", "a b c d e"], _FakeTokenizer(), model, batch_size=2, show_progress=False)
+    assert set(model.seen) == {"meta"} and len(model.seen) == 4   # two batches, both moved to the model's device
+    assert out.shape == (4, 4) and out.device.type == "cpu"
 
 
 def test_embedding_cache_path_depends_on_texts_and_model(monkeypatch, tmp_path):
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path))
-    base = text.embedding_cache_path(["a", "b"], "m")
+    base = text._cache_path(["a", "b"], "m")
     assert base.parent == tmp_path / "features" and base.suffix == ".pt"
-    assert base == text.embedding_cache_path(["a", "b"], "m")
-    others = {text.embedding_cache_path(["a", "b"], "m2"), text.embedding_cache_path(["b", "a"], "m"),
-              text.embedding_cache_path(["ab"], "m"), text.embedding_cache_path(["a", "b"], "m", tag="x")}
-    assert base not in others and len(others) == 4
+    assert base == text._cache_path(["a", "b"], "m")
+    others = {text._cache_path(["a", "b"], "m2"), text._cache_path(["b", "a"], "m"), text._cache_path(["ab"], "m")}
+    assert base not in others and len(others) == 3
 
 
 @pytest.mark.slow
@@ -104,11 +118,12 @@ def test_embed_texts_cached_computes_once_then_reads(monkeypatch, tmp_path, enco
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path))
     loads = []
 
-    def fake_load(source=None):
+    def fake_load(source, device):
         loads.append(source)
+        assert device == ("cuda" if torch.cuda.is_available() else "cpu")
         return encoder
 
-    monkeypatch.setattr(text, "load_encoder", fake_load)
+    monkeypatch.setattr(text, "_load_sentence_encoder", fake_load)
     first = embed_texts_cached(SENTENCES, show_progress=False)
     assert loads == [assets.resolve_minilm()]
     files = list((tmp_path / "features").glob("*.pt"))
@@ -117,13 +132,13 @@ def test_embed_texts_cached_computes_once_then_reads(monkeypatch, tmp_path, enco
     def no_load(*args, **kwargs):
         raise AssertionError("the second call must read the cache, not load the model")
 
-    monkeypatch.setattr(text, "load_encoder", no_load)
+    monkeypatch.setattr(text, "_load_sentence_encoder", no_load)
     second = embed_texts_cached(SENTENCES, show_progress=True)  # show_progress is not part of the cache key
     assert torch.equal(first, second) and first.shape == (3, 384)
     assert list((tmp_path / "features").glob("*.pt")) == files
 
     # Different settings are a different cache entry; a corrupt entry is recomputed.
-    monkeypatch.setattr(text, "load_encoder", fake_load)
+    monkeypatch.setattr(text, "_load_sentence_encoder", fake_load)
     raw = embed_texts_cached(SENTENCES, normalize=False, show_progress=False)
     assert len(loads) == 2 and len(list((tmp_path / "features").glob("*.pt"))) == 2
     assert not torch.allclose(raw, first)

@@ -8,14 +8,17 @@ import torch
 from learnstrat_helpers.assets import resolve_efficientnet_lite0
 from learnstrat_helpers.vision import (
     EfficientNetLite0,
+    _grayscale_to_rgb_input as grayscale_to_rgb_input,
+    _load_photo as load_photo,
+    _normalize as normalize_for_efficientnet,
     extract_features,
-    grayscale_to_rgb_input,
     imagenet_top_k,
     load_efficientnet_lite0,
-    load_photo,
-    normalize_for_efficientnet,
-    pooled,
 )
+
+
+def channels(model: EfficientNetLite0, block: int) -> int:
+    return model._blocks[block]._bn2.num_features
 
 # Plausible ImageNet classes for scikit-learn's two sample photos (a Chinese temple; a flower with a bee).
 CHINA_CLASSES = {
@@ -41,10 +44,10 @@ def model() -> EfficientNetLite0:
 
 
 @pytest.fixture(scope="module")
-def sample_photos() -> dict[str, torch.Tensor]:
+def sample_photos() -> dict:
     sklearn_datasets = pytest.importorskip("sklearn.datasets")
     bunch = sklearn_datasets.load_sample_images()
-    return {name.rsplit("/", 1)[-1]: load_photo(img) for name, img in zip(bunch.filenames, bunch.images)}
+    return {name.rsplit("/", 1)[-1]: img for name, img in zip(bunch.filenames, bunch.images)}
 
 
 @pytest.mark.slow
@@ -69,16 +72,14 @@ def test_forward_shapes_and_odd_sizes(model: EfficientNetLite0) -> None:
             x = normalize_for_efficientnet(torch.rand(2, 3, size, size))
             assert model.features(x).shape == (2, 1280), size
     assert model.num_blocks == 16
-    assert [model.block_output_channels(i) for i in (0, 2, 4, 7, 10, 14, 15)] == [16, 24, 40, 80, 112, 192, 320]
-    with pytest.raises(IndexError, match="out of range"):
-        model.block_output_channels(16)
+    assert [channels(model, i) for i in (0, 2, 4, 7, 10, 14, 15)] == [16, 24, 40, 80, 112, 192, 320]
 
 
 @pytest.mark.slow
 def test_pretrained_weights_recognise_sample_photos(
-    model: EfficientNetLite0, sample_photos: dict[str, torch.Tensor]
+    model: EfficientNetLite0, sample_photos: dict
 ) -> None:
-    assert sample_photos["china.jpg"].shape == (1, 3, 224, 224)
+    assert load_photo(sample_photos["china.jpg"]).shape == (1, 3, 224, 224)
     expected = {"china.jpg": CHINA_CLASSES, "flower.jpg": FLOWER_CLASSES}
     for name, plausible in expected.items():
         top5 = imagenet_top_k(model, sample_photos[name], k=5)
@@ -99,34 +100,36 @@ def test_cut_anywhere_matches_full_network(model: EfficientNetLite0) -> None:
         full = model.features(x)
         for k in (0, 10, 16):
             below = model.run_blocks(model.stem(x), 0, k)
-            assert below.shape[1] == (32 if k == 0 else model.block_output_channels(k - 1))
+            assert below.shape[1] == (32 if k == 0 else channels(model, k - 1))
             rest = model.head_features(model.run_blocks(below, k, model.num_blocks))
             torch.testing.assert_close(rest, full, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(model._fc(full), model(x))
 
     # extract_features: batched, channels-last inside, same numbers as the plain path.
-    head = extract_features(model, x, batch_size=2)
-    torch.testing.assert_close(head, full, rtol=1e-4, atol=1e-4)
-    fmap = extract_features(model, x, stop_block=10, batch_size=2)
+    out = extract_features(model, x, maps_after=(0, 10), pooled_after=(10,), batch_size=2)
+    torch.testing.assert_close(out["head"], full, rtol=1e-4, atol=1e-4)
     with torch.inference_mode():
         expected = model.run_blocks(model.stem(x), 0, 10)
-    assert fmap.shape == expected.shape and fmap.is_contiguous()
-    torch.testing.assert_close(fmap, expected, rtol=1e-4, atol=1e-4)
-    assert pooled(fmap).shape == (3, model.block_output_channels(9))
+        torch.testing.assert_close(out["maps"][0], model.stem(x), rtol=1e-4, atol=1e-4)
+    assert out["maps"][10].shape == expected.shape and out["maps"][10].is_contiguous()
+    torch.testing.assert_close(out["maps"][10], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out["pooled"][10], expected.mean(dim=(2, 3)), rtol=1e-4, atol=1e-4)
 
 
 def test_run_blocks_rejects_bad_range() -> None:
     net = EfficientNetLite0()
     with pytest.raises(ValueError, match="start <= stop"):
         net.run_blocks(torch.zeros(1, 32, 8, 8), 5, 3)
-    with pytest.raises(ValueError, match="stop_block"):
-        extract_features(net, torch.zeros(1, 3, 32, 32), stop_block=17)
+    with pytest.raises(ValueError, match="depths must lie in 0..16"):
+        extract_features(net, torch.zeros(1, 3, 32, 32), maps_after=(17,))
+    with pytest.raises(ValueError, match="batch_size"):
+        extract_features(net, torch.zeros(1, 3, 32, 32), batch_size=0)
 
 
 def test_extract_features_restores_training_mode() -> None:
     net = EfficientNetLite0().train()
-    out = extract_features(net, torch.zeros(2, 3, 32, 32), stop_block=2)
-    assert out.shape == (2, 24, 8, 8)
+    out = extract_features(net, torch.zeros(2, 3, 32, 32), maps_after=(2,))
+    assert out["maps"][2].shape == (2, 24, 8, 8) and out["head"].shape == (2, 1280)
     assert net.training
 
 
@@ -137,6 +140,17 @@ def test_grayscale_to_rgb_input() -> None:
     assert torch.equal(y[:, 0], y[:, 2])
     assert y.min() >= -1.0 and y.max() <= 1.0
     assert torch.equal(grayscale_to_rgb_input(x, 28)[:, 1:2], (x - 0.5) / 0.5)
+
+
+def test_extract_features_converts_grayscale_batch_by_batch() -> None:
+    torch.manual_seed(0)
+    net, gray = EfficientNetLite0().eval(), torch.rand(5, 1, 28, 28)
+    at_once = extract_features(net, grayscale_to_rgb_input(gray, 40), maps_after=(3,))
+    by_batch = extract_features(net, gray, size=40, maps_after=(3,), batch_size=2)
+    torch.testing.assert_close(by_batch["head"], at_once["head"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(by_batch["maps"][3], at_once["maps"][3], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[N, 1, H, W\]"):
+        extract_features(net, torch.rand(2, 3, 28, 28), size=40)
 
 
 def test_normalize_maps_unit_interval_to_minus_one_one() -> None:
@@ -178,20 +192,24 @@ def test_load_photo_from_array_and_file(tmp_path) -> None:
     path = tmp_path / "photo.png"
     Image.fromarray(array).save(path)
     torch.testing.assert_close(load_photo(path, size=32), from_array)
+    torch.testing.assert_close(load_photo(Image.fromarray(array), size=32), from_array)
+    torch.testing.assert_close(load_photo(array / 255.0, size=32), from_array)   # floats in [0, 1]
     with pytest.raises(ValueError, match="RGB"):
         load_photo(np.zeros((4, 4, 5), dtype=np.uint8))
+    with pytest.raises(ValueError, match="non-finite"):
+        load_photo(np.full((4, 4, 3), np.nan))
 
 
 def test_features_by_depth_match_separate_passes(model: EfficientNetLite0) -> None:
-    from learnstrat_helpers.vision import extract_features_by_depth
-
     torch.manual_seed(0)
     images = normalize_for_efficientnet(torch.rand(5, 3, 64, 64))
-    out = extract_features_by_depth(model, images, pooled_after=(5, 11), maps_after=(15,), batch_size=2)
-    assert torch.allclose(out["head"], extract_features(model, images), atol=1e-5)
-    assert torch.allclose(out["pooled"][5], pooled(extract_features(model, images, stop_block=5)), atol=1e-5)
-    assert out["pooled"][11].shape == (5, model.block_output_channels(10))
-    assert torch.allclose(out["maps"][15], extract_features(model, images, stop_block=15), atol=1e-5)
+    out = extract_features(model, images, pooled_after=(5, 11), maps_after=(15,), batch_size=2)
+    assert torch.allclose(out["head"], extract_features(model, images)["head"], atol=1e-5)
+    fifth = extract_features(model, images, maps_after=(5,))["maps"][5]
+    assert torch.allclose(out["pooled"][5], fifth.mean(dim=(2, 3)), atol=1e-5)
+    assert out["pooled"][11].shape == (5, channels(model, 10))
+    with torch.inference_mode():
+        assert torch.allclose(out["maps"][15], model.run_blocks(model.stem(images), 0, 15), atol=1e-5)
     # Usable to train a head (not inference-mode tensors).
     head = torch.nn.Linear(1280, 2)
     head(out["head"]).sum().backward()
@@ -199,10 +217,10 @@ def test_features_by_depth_match_separate_passes(model: EfficientNetLite0) -> No
 
 
 def test_features_by_depth_rejects_bad_depths_and_input(model: EfficientNetLite0) -> None:
-    from learnstrat_helpers.vision import extract_features_by_depth
-
     images = normalize_for_efficientnet(torch.rand(2, 3, 32, 32))
-    with pytest.raises(ValueError, match="depths must lie in 1..16"):
-        extract_features_by_depth(model, images, pooled_after=(0,))
+    with pytest.raises(ValueError, match="depths must lie in 0..16"):
+        extract_features(model, images, pooled_after=(-1,))
     with pytest.raises(ValueError, match="non-empty"):
-        extract_features_by_depth(model, images[:0], pooled_after=(5,))
+        extract_features(model, images[:0], pooled_after=(5,))
+    with pytest.raises(ValueError, match="non-empty"):
+        extract_features(model, torch.rand(2, 1, 32, 32))
