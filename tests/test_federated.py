@@ -105,8 +105,8 @@ def test_client_step_bad_input():
         fl.train(fl.mlp(3, 2), x, y, mu=-1.0)
     with pytest.raises(ValueError, match="no examples"):
         fl.test(fl.mlp(3, 2), x[:0], y[:0])
-    with pytest.raises(FloatingPointError, match="learning rate"):
-        fl.train(fl.mlp(3, 2), x * 1e30, torch.arange(6) % 2, lr=1e30, epochs=3)
+    with pytest.raises(FloatingPointError, match="learning rate"):   # the same input with both labels: loss >= log 2
+        fl.train(fl.mlp(3, 2), torch.full((6, 3), 1e20), torch.arange(6) % 2, lr=1e30, epochs=5)
 
 
 # ---------------------------------------------------------------------------------------------- aggregation
@@ -348,7 +348,8 @@ def test_recent_accuracy_and_targets_read_the_history():
 def test_client_step_computes_on_the_models_device(monkeypatch):
     """The client step (FedProx term included) runs on the model's device: here ``meta``, data from the CPU."""
     def run(watch):
-        monkeypatch.setattr(fl, "fit", lambda model, batches, step, **kw: training.fit(model, batches, watch(step), **kw))
+        monkeypatch.setattr(fl, "fit", lambda model, batches, step, **kw:
+                            training.fit(model, batches, watch(step), **kw))
         with torch.device("meta"):
             model = fl.mlp(5, 2, hidden=4)
         report = fl.train(model, torch.randn(20, 5), torch.randint(0, 2, (20,)), epochs=2, batch_size=8, mu=0.1)
