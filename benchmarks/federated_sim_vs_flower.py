@@ -42,7 +42,7 @@ from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from learnstrat_helpers import datasets, federated  # noqa: E402
+from learnstrat_helpers import banks, datasets, federated  # noqa: E402
 from learnstrat_helpers.profiles import get_profile  # noqa: E402
 
 APP = ROOT / "apps" / "flower_bank"
@@ -67,20 +67,20 @@ def machine() -> str:
 
 
 def in_package(rounds: int, cfg: dict, repeats: int = 5) -> dict:
-    credit = datasets.load_credit_banks()
-    banks = list(credit["banks"].values())
+    credit = banks.load_credit_banks()
+    clients = list(credit["banks"].values())
     x_test, y_test = credit["test"]
-    x = torch.cat([b[0] for b in banks])
-    y = torch.cat([b[1] for b in banks])
-    bounds = np.cumsum([0] + [len(b[1]) for b in banks])
+    x = torch.cat([b[0] for b in clients])
+    y = torch.cat([b[1] for b in clients])
+    bounds = np.cumsum([0] + [len(b[1]) for b in clients])
     parts = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
     torch.manual_seed(int(cfg["seed"]))
     model = federated.mlp(x.shape[1], 2)
+    settings = federated.SimSettings(rounds=rounds, fraction=1.0, epochs=int(cfg["local-epochs"]),
+                                     batch_size=int(cfg["batch-size"]), lr=float(cfg["lr"]), seed=int(cfg["seed"]))
     timings = []
     for _ in range(repeats):   # the median of a few runs: the machine is shared
-        hist = federated.simulate(model, x, y, parts, rounds=rounds, fraction=1.0, epochs=int(cfg["local-epochs"]),
-                                  batch_size=int(cfg["batch-size"]), lr=float(cfg["lr"]), seed=int(cfg["seed"]),
-                                  show_progress=False)
+        hist = federated.simulate(model, x, y, parts, settings, show_progress=False)
         timings.append(hist.seconds)
     final = federated.mlp(x.shape[1], 2)
     final.load_state_dict(hist.parameters)
@@ -93,12 +93,12 @@ def fmnist_rate(rounds: int = 10) -> dict:
     fed = get_profile("default").federated
     x, y = datasets.load_fashion_mnist("train", resolution=fed.resolution)
     x = x.flatten(1)
-    parts = federated.partition_iid(len(x), fed.n_clients, seed=0)
+    parts = federated.partition(y, fed.n_clients, "iid", seed=0)
     steps = 5 * int(np.ceil(len(x) / fed.n_clients / fed.batch_size))
     torch.manual_seed(0)
-    hist = federated.simulate(federated.mlp(x.shape[1], 10, fed.hidden), x, y, parts, rounds=rounds,
-                              fraction=fed.fraction, epochs=5, batch_size=fed.batch_size, lr=0.1,
-                              max_local_steps=steps, show_progress=False)
+    settings = federated.SimSettings(rounds=rounds, fraction=fed.fraction, epochs=5, batch_size=fed.batch_size, lr=0.1,
+                                     max_local_steps=steps)
+    hist = federated.simulate(federated.mlp(x.shape[1], 10, fed.hidden), x, y, parts, settings, show_progress=False)
     return {"clients": fed.n_clients, "per_round": int(fed.fraction * fed.n_clients), "rounds": rounds,
             "rounds_per_s": rounds / hist.seconds}
 
@@ -177,7 +177,7 @@ def main() -> None:
             deployment = launcher().run_deployment(Path(tmp), rounds=args.rounds, kill_after_round=args.rounds - 1)
         compared = args.rounds - 1
         expected = in_package(compared, cfg, repeats=1)["roc_auc"]
-        credit = datasets.load_credit_banks()
+        credit = banks.load_credit_banks()
         x_test, y_test = credit["test"]
         n_features = x_test.shape[1]
         reference = federated.fedavg_loop(lambda: federated.mlp(n_features, 2), list(credit["banks"].values()),

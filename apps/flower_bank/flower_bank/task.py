@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from learnstrat_helpers import datasets, federated
-
-
-def bank_names() -> list[str]:
-    return list(datasets.US_REGIONS)
+from learnstrat_helpers import banks, federated
 
 
 def make_model(n_features: int) -> torch.nn.Module:
@@ -21,13 +17,14 @@ def make_model(n_features: int) -> torch.nn.Module:
 
 def load_bank(partition_id: int, num_partitions: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The training loans of bank ``partition_id`` (0..3): a SuperNode only ever loads its own bank."""
-    names = bank_names()
+    credit_banks = banks.load_credit_banks()["banks"]
+    names = list(credit_banks)
     if num_partitions != len(names) or not 0 <= partition_id < len(names):
         raise ValueError(f"this app has {len(names)} banks (partition-id 0..{len(names) - 1}, "
                          f"num-partitions {len(names)}); got partition-id={partition_id}, num-partitions={num_partitions}.")
-    return datasets.load_credit_banks()["banks"][names[partition_id]]
+    return credit_banks[names[partition_id]]
 
 
 def load_test() -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out test loans, from every region (used by the server to evaluate the global model)."""
-    return datasets.load_credit_banks()["test"]
+    return banks.load_credit_banks()["test"]
