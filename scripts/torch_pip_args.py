@@ -2,8 +2,10 @@
 
     python scripts/torch_pip_args.py --torch cpu --version 2.13.0 [--system Linux]
 
-- ``--torch cuda``, or a system other than Linux: ``torch==VERSION`` from PyPI (on Linux that is the CUDA
-  build; on macOS and Windows PyPI's wheel is the CPU one).
+The version itself comes from ``-c constraints.txt`` on the command line (`make setup`, and `postBuild` for Binder).
+
+- ``--torch cuda``, or a system other than Linux: ``torch`` from PyPI (on Linux that is the CUDA build; on
+  macOS and Windows PyPI's wheel is the CPU one).
 - ``--torch cpu`` on Linux: the CPU build. If pip's find-links (``PIP_FIND_LINKS``, or ``find-links`` in
   pip's configuration) hold a local ``torch-VERSION+cpu`` wheel for this Python and machine, that file with
   ``--no-index``: it installs offline and never waits on a network. Otherwise PyTorch's CPU index
@@ -71,17 +73,17 @@ def pip_args(torch: str, version: str, system: str, links: list[str]) -> list[st
         raise SystemExit(f"error: LEARNSTRAT_TORCH={torch!r}: choose one of {', '.join(CHOICES)} "
                          "(cpu: the CPU build, the default; cuda: PyPI's CUDA build)")
     if torch == "cuda" or system != "Linux":
-        return [f"torch=={version}"]
+        return ["torch"]
     wheel = local_cpu_wheel(version, links)
     if wheel is not None:
         return ["--no-index", str(wheel)]
-    return ["--index-url", CPU_INDEX, f"torch=={version}"]
+    return ["--index-url", CPU_INDEX, "torch"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--torch", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--version", required=True, help="torch's version, from constraints.txt")
+    parser.add_argument("--version", required=True, help="torch's version (constraints.txt): the local wheel's")
     parser.add_argument("--system", default=platform.system(), help="the OS (default: this one)")
     args = parser.parse_args()
     print(" ".join(pip_args(args.torch.strip().lower(), args.version, args.system, find_links())))

