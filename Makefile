@@ -35,7 +35,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help setup course test lab clean-build
 
 help:
-	@echo "make course   run every notebook headless (default profile) -> build/ (notebooks, HTML, results)"
+	@echo "make course   run every notebook headless (default profile) -> build/ (notebooks, HTML, results,"
+	@echo "              benchmarks.md; COURSE_ARGS=--update-committed-table also rewrites benchmarks/README.md)"
 	@echo "make test     unit tests (quick profile) + every notebook under nbval (default profile)"
 	@echo "make lab      open the notebooks in JupyterLab"
 	@echo "make setup    only create .venv and install (the targets above do this themselves)"
@@ -73,8 +74,9 @@ fashion-mnist:
 	$$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	{ $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; }
 
+# The table goes to build/benchmarks.md; COURSE_ARGS=--update-committed-table rewrites benchmarks/README.md.
 course: setup
-	LEARNSTRAT_PROFILE=default $(PY) benchmarks/run_course.py $(NOTEBOOKS)
+	LEARNSTRAT_PROFILE=default $(PY) benchmarks/run_course.py $(COURSE_ARGS) $(NOTEBOOKS)
 
 test: setup
 	LEARNSTRAT_PROFILE=default LEARNSTRAT_PROGRESS=0 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \
