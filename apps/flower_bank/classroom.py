@@ -161,10 +161,11 @@ def wait_until_healthy(address: str, ca: Path, timeout_s: float, alive=lambda: T
         time.sleep(0.5)
 
 
-def register_supernodes(public_keys: list[Path], env: dict[str, str], connection: str = CONNECTION) -> None:
+def register_supernodes(public_keys: list[Path], env: dict[str, str], connection: str = CONNECTION,
+                        prefix: list[str] = ()) -> None:
     """``flwr supernode register`` each public key with the SuperLink of ``connection``."""
     for key in public_keys:
-        run = subprocess.run(["flwr", "supernode", "register", str(key), connection, "--name", key.stem],
+        run = subprocess.run([*prefix, "flwr", "supernode", "register", str(key), connection, "--name", key.stem],
                              env=env, capture_output=True, text=True, timeout=120)
         if run.returncode != 0:
             raise RuntimeError(f"registering {key.name} failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")

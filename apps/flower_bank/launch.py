@@ -198,15 +198,19 @@ def healthy(address: str, ca: Path | None = None) -> bool:
         return False
 
 
-def online_nodes(env: dict[str, str], connection: str) -> int:
-    """How many SuperNodes the SuperLink reports online (``flwr supernode list --format json``)."""
-    run = subprocess.run(["flwr", "supernode", "list", connection, "--format", "json"], env=env,
+def supernodes(env: dict[str, str], connection: str, prefix: list[str] = ()) -> list[dict]:
+    """The SuperNodes the SuperLink knows, with their status (``flwr supernode list --format json``)."""
+    run = subprocess.run([*prefix, "flwr", "supernode", "list", connection, "--format", "json"], env=env,
                          capture_output=True, text=True, timeout=60)
     try:
-        nodes = json.loads(run.stdout[run.stdout.index("{"):])["nodes"]
+        return json.loads(run.stdout[run.stdout.index("{"):])["nodes"]
     except (ValueError, KeyError):
-        return 0
-    return sum(node.get("status") == "online" for node in nodes)
+        return []
+
+
+def online_nodes(env: dict[str, str], connection: str, prefix: list[str] = ()) -> int:
+    """How many SuperNodes the SuperLink reports online."""
+    return sum(node.get("status") == "online" for node in supernodes(env, connection, prefix))
 
 
 def run_deployment(workdir: Path, *, rounds: int = 3, kill_after_round: int | None = None,
