@@ -67,7 +67,8 @@ def test_bad_requests_are_refused(tmp_path):
 def test_superlink_runs_with_tls_and_supernode_auth_never_insecure(keys):
     command = classroom.superlink_command(keys, "192.168.1.10", 9100)
     assert "--insecure" not in command and "--enable-supernode-auth" in command
-    for flag, name in [("--ssl-ca-certfile", "ca.crt"), ("--ssl-certfile", "server.pem"), ("--ssl-keyfile", "server.key")]:
+    for flag, name in [("--ssl-ca-certfile", "ca.crt"), ("--ssl-certfile", "server.pem"),
+                       ("--ssl-keyfile", "server.key")]:
         assert command[command.index(flag) + 1] == str(keys / name)
     assert command[command.index("--host") + 1] == "192.168.1.10"
 

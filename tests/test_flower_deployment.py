@@ -115,7 +115,8 @@ def test_insecure_mode_only_on_loopback():
             launcher.require_loopback(host)
 
 
-SERVER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(60)"
+SERVER = ("import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); "
+          "time.sleep(60)")
 
 
 def _listening(port: int) -> bool:

@@ -164,3 +164,19 @@ def test_binder_runs_the_pip_installs_of_make(tmp_path):
     assert from_make and from_binder == from_make, f"make: {from_make}\nBinder: {from_binder}"
     env_yml = (ROOT / "environment.yml").read_text()
     assert "- pip:" not in env_yml, "environment.yml may not install pip packages of its own: postBuild does"
+
+
+def test_lowest_versions_check_keeps_cpu_torch_and_never_uses_constraints(tmp_path):
+    spec = importlib.util.spec_from_file_location("lowest_versions", ROOT / "scripts" / "lowest_versions.py")
+    lowest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lowest)
+    steps = lowest.plan(tmp_path / "venv", "lowest-direct", "uv", sys.executable, [])
+    flat = [word for step in steps for word in step]
+    assert "constraints.txt" not in flat, "the check is of pyproject's bounds, not of our pins"
+    torch_step = next(s for s in steps if any(w.startswith("torch") for w in s))
+    package_step = next(s for s in steps if ".[dev]" in s)
+    assert steps.index(torch_step) < steps.index(package_step) and "--no-deps" in torch_step
+    if platform.system() == "Linux":
+        assert torch_step[-3:] == ["--index-url", CPU_INDEX, f"torch=={torch_pin()}"], torch_step
+    assert package_step[package_step.index("--resolution") + 1] == "lowest-direct"
+    assert "-c" in package_step   # torch pinned to what the first step installed

@@ -259,7 +259,8 @@ def run_deployment(workdir: Path, *, rounds: int = 3, kill_after_round: int | No
         killed_at = None
         while run.poll() is None:
             if deadline - time.monotonic() <= 0:
-                raise TimeoutError(f"the Flower run did not finish in {timeout_s:.0f} s:\n{deployment.log('run')[-3000:]}")
+                raise TimeoutError(f"the Flower run did not finish in {timeout_s:.0f} s:\n"
+                                   f"{deployment.log('run')[-3000:]}")
             if kill_after_round is not None and killed_at is None and results_path.is_file():
                 try:
                     evaluated = json.loads(results_path.read_text())["round"]
