@@ -32,13 +32,14 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup course test lab clean-build
+.PHONY: help setup course test lab clean-build lowest-versions
 
 help:
 	@echo "make course   run every notebook headless (default profile) -> build/ (notebooks, HTML, results,"
 	@echo "              benchmarks.md; COURSE_ARGS=--update-committed-table also rewrites benchmarks/README.md)"
 	@echo "make test     unit tests (quick profile) + every notebook under nbval (default profile)"
 	@echo "make lab      open the notebooks in JupyterLab"
+	@echo "make lowest-versions  the notebooks (quick) with the lowest versions pyproject allows (LOWEST_ARGS=--newest)"
 	@echo "make setup    only create .venv and install (the targets above do this themselves)"
 
 setup: $(STAMP) fashion-mnist
@@ -82,6 +83,10 @@ test: setup
 	LEARNSTRAT_PROFILE=default LEARNSTRAT_PROGRESS=0 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 		-p no:cacheprovider $(PYTEST_ARGS)
+
+# pyproject's lower bounds, tested: a fresh venv with the lowest allowed versions runs the notebooks (quick).
+lowest-versions: setup
+	$(PY) scripts/lowest_versions.py $(LOWEST_ARGS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
