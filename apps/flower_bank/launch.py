@@ -16,21 +16,26 @@ Explained in 04, section "Part 3: the same strategy on Flower".
 from __future__ import annotations
 
 import argparse
+import atexit
+import ipaddress
 import json
 import os
-import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 
 APP_DIR = Path(__file__).resolve().parent
 REPO_ROOT = APP_DIR.parents[1]
 N_BANKS = 4
+PORT_ATTEMPTS = 5          # a port found free can be taken before our process binds it: try another one
+BIND_ERRORS = ("address already in use", "errno 98", "failed to bind", "error while attempting to bind")
 
 
 def app_config() -> dict:
@@ -38,41 +43,93 @@ def app_config() -> dict:
     return tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def flower_env(flwr_home: Path) -> dict[str, str]:
+def require_loopback(host: str) -> None:
+    """Insecure mode (no TLS, any SuperNode) is for one machine only; a classroom uses classroom.py."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"insecure mode listens only on 127.0.0.1, not {host!r}: on a network anyone could "
+                         "join or run an app; use apps/flower_bank/classroom.py (TLS and SuperNode keys)")
+
+
+def flower_env(flwr_home: Path, results_dir: Path | None = None) -> dict[str, str]:
+    """Every Flower process's environment: no telemetry, FLWR_HOME and the ServerApp's results folder
+    (default: the folder above FLWR_HOME, the deployment's working folder) set, this venv's tools first."""
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)   # flower-superexec etc. must be on PATH for the SuperLink
     env.update(FLWR_HOME=str(flwr_home), FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1",
                FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1", PYTHONUNBUFFERED="1",
                RAY_USAGE_STATS_ENABLED="0",   # Ray (Flower's simulation engine) reports usage unless told not to
+               FLOWER_BANK_RESULTS_DIR=str(results_dir or Path(flwr_home).parent),
                PATH=bin_dir + os.pathsep + env.get("PATH", ""),
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p))
     return env
 
 
-class Deployment:
-    """The processes of one local deployment; ``stop()`` ends them all (SIGINT, then SIGKILL)."""
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the process that started it dies (Linux), even by SIGKILL."""
+    try:
+        import ctypes
 
-    def __init__(self, workdir: Path):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _descendants(pid: int) -> list:
+    try:
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:  # no psutil, or the process is gone
+        return []
+
+
+class Deployment:
+    """The processes of one local deployment; ``stop()`` ends them all (SIGINT, then SIGKILL), closes their
+    logs, and also runs at interpreter exit. ``prefix`` runs every command through another (``ip netns exec``)."""
+
+    def __init__(self, workdir: Path, prefix: dict[str, list[str]] | None = None):
         self.workdir = workdir
         self.flwr_home = workdir / "flwr_home"
         self.flwr_home.mkdir(parents=True, exist_ok=True)
         self.env = flower_env(self.flwr_home)
-        self.port = free_port()
+        self.prefix = prefix or {}
         self.processes: dict[str, subprocess.Popen] = {}
+        self._logs: dict[str, object] = {}
+        self._known: dict[str, list] = {}
+        atexit.register(self.stop)
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "w")
+        if name in self._logs:
+            self._logs.pop(name).close()
+        log = self._logs[name] = open(self.workdir / f"{name}.log", "w")
         # A new session per process: stop() signals its whole group (it starts helper processes of its own).
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                cwd=self.workdir, start_new_session=True)
+        proc = subprocess.Popen([*self.prefix.get(name, []), *command], stdout=log, stderr=subprocess.STDOUT,
+                                env=self.env, cwd=self.workdir, start_new_session=True, preexec_fn=_die_with_parent)
         self.processes[name] = proc
         return proc
+
+    def start_on_free_port(self, name: str, command, ready, timeout_s: float, host: str = "127.0.0.1") -> int:
+        """Start ``command(port)`` on a free port until ``ready(port)``; on a port taken meanwhile, another."""
+        for _ in range(PORT_ATTEMPTS):
+            port = free_port(host)
+            proc = self.start(name, command(port))
+            try:
+                self.wait_for(f"{name} on port {port}", lambda: ready(port), timeout_s, only=name)
+                return port
+            except RuntimeError:
+                if proc.poll() is None or not any(e in self.log(name).lower() for e in BIND_ERRORS):
+                    raise
+        raise RuntimeError(f"{name}: no free port after {PORT_ATTEMPTS} attempts:\n{self.log(name)[-2000:]}")
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
@@ -84,6 +141,9 @@ class Deployment:
             os.killpg(proc.pid, signal.SIGINT)
 
     def stop(self, grace_s: float = 15.0) -> None:
+        # Flower starts helpers in sessions of their own (flower-superexec): note them before signalling.
+        for name, proc in self.processes.items():
+            self._known.setdefault(name, []).extend(_descendants(proc.pid))
         for proc in self.processes.values():
             if proc.poll() is None:
                 try:
@@ -91,7 +151,7 @@ class Deployment:
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + grace_s
-        for proc in self.processes.values():
+        for name, proc in self.processes.items():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -100,52 +160,107 @@ class Deployment:
                 os.killpg(proc.pid, signal.SIGKILL)   # whatever is left of its group (helper processes too)
             except (ProcessLookupError, PermissionError):
                 pass
-            proc.wait(timeout=10)
+            helpers = self._known.get(name, [])
+            for child in helpers:
+                try:
+                    child.kill()
+                except Exception:  # already gone
+                    pass
+            if helpers:
+                import psutil
 
-    def wait_for(self, what: str, check, timeout_s: float) -> None:
+                psutil.wait_procs(helpers, timeout=5)
+            proc.wait(timeout=10)
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        atexit.unregister(self.stop)
+
+    def wait_for(self, what: str, check, timeout_s: float, only: str | None = None, interval_s: float = 0.5) -> None:
         deadline = time.monotonic() + timeout_s
         while not check():
             for name, proc in self.processes.items():
-                if proc.poll() is not None and name != "run":
+                if proc.poll() is not None and name != "run" and only in (None, name):
                     raise RuntimeError(f"{name} exited (code {proc.returncode}) while waiting for {what}:\n"
                                        f"{self.log(name)[-3000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"gave up after {timeout_s:.0f} s waiting for {what}.")
-            time.sleep(0.5)
+            time.sleep(interval_s)
+
+
+def healthy(address: str, ca: Path | None = None) -> bool:
+    """Whether the SuperLink at ``address`` answers on its /health route (https, verified with ``ca``)."""
+    scheme, context = ("https", ssl.create_default_context(cafile=str(ca))) if ca else ("http", None)
+    try:
+        with urllib.request.urlopen(f"{scheme}://{address}/health", context=context, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def supernodes(env: dict[str, str], connection: str, prefix: list[str] = ()) -> list[dict]:
+    """The SuperNodes the SuperLink knows, with their status (``flwr supernode list --format json``)."""
+    run = subprocess.run([*prefix, "flwr", "supernode", "list", connection, "--format", "json"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    try:
+        return json.loads(run.stdout[run.stdout.index("{"):])["nodes"]
+    except (ValueError, KeyError):
+        return []
+
+
+def online_nodes(env: dict[str, str], connection: str, prefix: list[str] = ()) -> int:
+    """How many SuperNodes the SuperLink reports online."""
+    return sum(node.get("status") == "online" for node in supernodes(env, connection, prefix))
 
 
 def run_deployment(workdir: Path, *, rounds: int = 3, kill_after_round: int | None = None,
                    n_banks: int = N_BANKS, timeout_s: float = 900.0, run_config: dict | None = None) -> dict:
-    """Start a SuperLink and ``n_banks`` SuperNodes, ``flwr run`` the bank app, optionally interrupt SuperNode 0
-    after round ``kill_after_round`` has been evaluated; stop everything. Returns the server's per-round
-    ROC-AUC, the clients that answered each round, and the wall time."""
+    """Start a SuperLink and ``n_banks`` SuperNodes on 127.0.0.1, ``flwr run`` the bank app, optionally interrupt
+    SuperNode 0 after round ``kill_after_round`` has been evaluated; stop everything. ``timeout_s`` bounds the
+    whole of it. Returns the server's per-round ROC-AUC, the banks that answered each round, and the wall time."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     deployment = Deployment(workdir)
-    results_path = workdir / "server_metrics.json"
-    address = f"127.0.0.1:{deployment.port}"
-    (deployment.flwr_home / "config.toml").write_text(
-        f'[superlink]\ndefault = "local-deployment"\n\n[superlink.local-deployment]\naddress = "{address}"\ninsecure = true\n')
+    results_name = "server_metrics.json"      # inside FLOWER_BANK_RESULTS_DIR (= workdir), see server_app.py
+    results_path = workdir / results_name
+    host = "127.0.0.1"
+    require_loopback(host)
     start = time.monotonic()
+    deadline = start + timeout_s
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"the deployment did not finish in {timeout_s:.0f} s")
+        return remaining
+
     try:
-        deployment.start("superlink", ["flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
-                                       "--host", "127.0.0.1", "--port", str(deployment.port)])
-        deployment.wait_for("the SuperLink", lambda: "Uvicorn running" in deployment.log("superlink"), 120)
+        port = deployment.start_on_free_port(
+            "superlink", lambda p: ["flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+                                    "--host", host, "--port", str(p)],
+            lambda p: healthy(f"{host}:{p}"), min(120, left()))
+        address = f"{host}:{port}"
+        (deployment.flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "local-deployment"\n\n[superlink.local-deployment]\naddress = "{address}"\n'
+            'insecure = true\n')
         for k in range(n_banks):
-            deployment.start(f"supernode{k}", ["flower-supernode", "--insecure", "--superlink", address,
-                                               "--port", str(free_port()),
-                                               "--node-config", f"partition-id={k} num-partitions={n_banks}"])
-        deployment.wait_for(f"{n_banks} SuperNodes to connect",
-                            lambda: deployment.log("superlink").count("Activated node_id") >= n_banks, 180)
-        config = {"num-server-rounds": rounds, "results-path": str(results_path), **(run_config or {})}
+            deployment.start_on_free_port(
+                f"supernode{k}", lambda p, k=k: ["flower-supernode", "--insecure", "--superlink", address,
+                                                 "--port", str(p),
+                                                 "--node-config", f"partition-id={k} num-partitions={n_banks}"],
+                lambda p: healthy(f"{host}:{p}"), min(120, left()))
+        deployment.wait_for(f"{n_banks} SuperNodes online",
+                            lambda: online_nodes(deployment.env, "local-deployment") >= n_banks, min(180, left()),
+                            interval_s=2.0)   # each check is a `flwr` process: poll gently
+        config = {"num-server-rounds": rounds, "results-path": results_name, **(run_config or {})}
         overrides = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in config.items())
         run = deployment.start("run", ["flwr", "run", str(APP_DIR), "local-deployment", "--stream",
                                        "--run-config", overrides])
         killed_at = None
-        deadline = time.monotonic() + timeout_s
         while run.poll() is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the Flower run did not finish in {timeout_s:.0f} s:\n{deployment.log('run')[-3000:]}")
+            if deadline - time.monotonic() <= 0:
+                raise TimeoutError(f"the Flower run did not finish in {timeout_s:.0f} s:\n"
+                                   f"{deployment.log('run')[-3000:]}")
             if kill_after_round is not None and killed_at is None and results_path.is_file():
                 try:
                     evaluated = json.loads(results_path.read_text())["round"]
@@ -155,15 +270,12 @@ def run_deployment(workdir: Path, *, rounds: int = 3, kill_after_round: int | No
                     deployment.interrupt("supernode0")
                     killed_at = max(evaluated)
             time.sleep(0.5)
-        log = deployment.log("run")
         if run.returncode != 0 or not results_path.is_file():
-            raise RuntimeError(f"flwr run failed (exit {run.returncode}):\n{log[-4000:]}")
+            raise RuntimeError(f"flwr run failed (exit {run.returncode}):\n{deployment.log('run')[-4000:]}")
         metrics = json.loads(results_path.read_text())
-        answered = [int(n) for n in re.findall(r"aggregate_train: Received (\d+) results", log)]
-        failures = [int(n) for n in re.findall(r"aggregate_train: Received \d+ results and (\d+) failures", log)]
         return {"rounds": metrics["round"], "roc_auc": metrics["roc_auc"], "accuracy": metrics["accuracy"],
-                "clients_answered": answered, "client_failures": failures, "killed_after_round": killed_at,
-                "n_banks": n_banks, "wall_s": time.monotonic() - start}
+                "clients_answered": metrics["answered"], "client_failures": metrics["failures"],
+                "killed_after_round": killed_at, "n_banks": n_banks, "wall_s": time.monotonic() - start}
     finally:
         deployment.stop()
 
