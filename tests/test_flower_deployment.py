@@ -25,7 +25,7 @@ from sklearn.metrics import roc_auc_score
 
 import psutil
 
-from learnstrat_helpers import datasets, federated
+from learnstrat_helpers import banks, federated
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "flower_bank"
@@ -40,10 +40,10 @@ def load_launcher():
 
 
 def simulated_auc(rounds: int, cfg: dict) -> float:
-    banks = datasets.load_credit_banks()
-    x_test, y_test = banks["test"]
+    credit = banks.load_credit_banks()
+    x_test, y_test = credit["test"]
     n_features = x_test.shape[1]
-    parameters = federated.fedavg_loop(lambda: federated.mlp(n_features, 2), list(banks["banks"].values()),
+    parameters = federated.fedavg_loop(lambda: federated.mlp(n_features, 2), list(credit["banks"].values()),
                                        rounds=rounds, epochs=cfg["local-epochs"], batch_size=cfg["batch-size"],
                                        lr=cfg["lr"], seed=cfg["seed"])
     model = federated.set_parameters(federated.mlp(n_features, 2), parameters)
