@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datasets as hf_datasets
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from learnstrat_helpers import assets, finetuning as ft
-from learnstrat_helpers.datasets import SchemaError
+from device_check import assert_on_model_device
+from learnstrat_helpers import assets, finetuning as ft, training
 
 TEXTS = ["a gripping , moving film .", "dull and tedious", "the best movie of the year !", "awful .",
          "i loved every minute of it", "a waste of time and money", "charming", "not funny at all"]
@@ -33,6 +33,25 @@ def tiny_model(seed=0):
     return BertForSequenceClassification(config)
 
 
+def trainable(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def train_step(model, batch, optimizer, scheduler, max_grad_norm=1.0):
+    """Notebook 02's step, as the notebook writes it."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    loss = nn.functional.cross_entropy(logits, batch["labels"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    mask = batch["attention_mask"]
+    return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": lr, "tokens": mask.sum().item(),
+            "padded_tokens": mask.numel()}
+
+
 @pytest.fixture
 def data(tokenizer):
     return ft.tokenize(TEXTS, LABELS, tokenizer, max_length=16)
@@ -45,6 +64,8 @@ def test_tokenize_keeps_ids_unpadded_and_truncated(tokenizer):
     assert all(ids[0] == tokenizer.cls_token_id for ids in data.input_ids)
     sub = data.subset([2, 0])
     assert sub.texts == [TEXTS[2], TEXTS[0]] and sub.labels.tolist() == [1, 1]
+    with pytest.raises(ValueError, match="no indices"):
+        data.subset([])
 
 
 @pytest.mark.parametrize("texts, labels, message", [
@@ -57,161 +78,118 @@ def test_tokenize_keeps_ids_unpadded_and_truncated(tokenizer):
 def test_tokenize_rejects_bad_input(tokenizer, texts, labels, message):
     with pytest.raises(ValueError, match=message):
         ft.tokenize(texts, labels, tokenizer)
+    with pytest.raises(ValueError, match="max_length must be at least 2"):
+        ft.tokenize(TEXTS, LABELS, tokenizer, max_length=1)
 
 
-def test_tokenize_dataset_names_the_missing_column(tokenizer):
-    good = hf_datasets.Dataset.from_dict({"sentence": TEXTS, "label": LABELS})
-    assert len(ft.tokenize_dataset(good, tokenizer)) == len(TEXTS)
-    with pytest.raises(SchemaError, match=r"lacks column\(s\) \['label'\]"):
-        ft.tokenize_dataset(hf_datasets.Dataset.from_dict({"sentence": TEXTS}), tokenizer)
+def test_length_grouping_pads_less_and_fixed_padding_pads_to_its_width(data):
+    def run(**how):
+        history = ft.fine_tune(tiny_model(), data, train_step, epochs=2, batch_size=2, show_progress=False, **how)
+        return history.series("tokens")[1].sum(), history.series("padded_tokens")[1].sum()
 
-
-def test_length_grouped_batches_cover_everything_once_with_less_padding(data):
-    grouped = ft.make_batches(data, 2, group_by_length=True, seed=1, chunk_batches=100)
-    plain = ft.make_batches(data, 2, group_by_length=False, shuffle=False)
-    assert sorted(i for b in grouped for i in b) == list(range(len(data)))
-    assert sorted(i for b in plain for i in b) == list(range(len(data)))
-
-    def padded(batches):
-        return sum(ft.collate(data, b)["input_ids"].numel() for b in batches)
-    assert padded(grouped) <= padded(plain)
-    assert ft.make_batches(data, 3, seed=5) == ft.make_batches(data, 3, seed=5)
-
-
-def test_make_batches_rejects_bad_sizes(data):
-    with pytest.raises(ValueError, match="batch_size must be at least 1"):
-        ft.make_batches(data, 0)
-
-
-def test_collate_pads_dynamically_or_to_a_fixed_length(data):
-    batch = ft.collate(data, [0, 3])
-    longest = max(len(data.input_ids[0]), len(data.input_ids[3]))
-    assert batch["input_ids"].shape == (2, longest)
-    assert batch["attention_mask"].sum() == len(data.input_ids[0]) + len(data.input_ids[3])
-    assert ft.collate(data, [0, 3], pad_to=16)["input_ids"].shape == (2, 16)
+    grouped, plain, fixed = run(), run(group_by_length=False), run(group_by_length=False, pad_to=16)
+    assert grouped[0] == plain[0] == fixed[0] == 2 * data.lengths.sum()   # every real token, once per epoch
+    assert grouped[1] <= plain[1] < fixed[1] == 2 * len(data) * 16
     with pytest.raises(ValueError, match="shorter than the longest"):
-        ft.collate(data, [0, 3], pad_to=2)
+        ft.fine_tune(tiny_model(), data, train_step, pad_to=2, show_progress=False)
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        ft.fine_tune(tiny_model(), data, train_step, batch_size=0, show_progress=False)
 
 
 def test_layerwise_groups_decay_with_depth_and_skip_frozen():
     model = tiny_model()
-    groups = ft.layerwise_param_groups(model, 1e-3, layer_decay=0.5, weight_decay=0.1)
+    groups = ft._param_groups(model, 1e-3, layer_decay=0.5, weight_decay=0.1)
     by_depth = {g["depth"]: g["lr"] for g in groups}
     assert by_depth[0] == pytest.approx(1e-3) and by_depth[1] == pytest.approx(5e-4)
     assert by_depth[3] == pytest.approx(1.25e-4)  # embeddings, below the 2 layers
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     assert all(g["weight_decay"] == 0 for g in groups if all(p.ndim == 1 for p in g["params"]))
-    ft.unfreeze_top_layers(model, 1)
-    groups = ft.layerwise_param_groups(model, 1e-3)
-    assert max(g["depth"] for g in groups) == 1
-    with pytest.raises(ValueError, match="layer_decay must be in"):
-        ft.layerwise_param_groups(model, 1e-3, layer_decay=0)
-    model.requires_grad_(False)
-    with pytest.raises(ValueError, match="no trainable parameters"):
-        ft.layerwise_param_groups(model, 1e-3)
-
-
-def test_unfreeze_top_layers_counts():
-    model = tiny_model()
-    total = ft.count_trainable_parameters(model)
-    ft.unfreeze_top_layers(model, 0)
-    head_only = ft.count_trainable_parameters(model)
-    ft.unfreeze_top_layers(model, 1)
-    one = ft.count_trainable_parameters(model)
-    ft.unfreeze_top_layers(model, 2)
-    assert head_only < one < ft.count_trainable_parameters(model) < total  # embeddings stay frozen
-    with pytest.raises(ValueError, match="between 0 and 2"):
-        ft.unfreeze_top_layers(model, 3)
-
-
-def test_lora_trains_few_parameters():
-    model = ft.add_lora(tiny_model(), r=2)
-    trainable = ft.count_trainable_parameters(model)
-    assert 0 < trainable < sum(p.numel() for p in model.parameters()) / 10
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert any("lora_A" in n for n in names) and any("classifier" in n for n in names)
-    with pytest.raises(ValueError, match="rank r must be at least 1"):
-        ft.add_lora(tiny_model(), r=0)
-
-
-def test_warmup_then_linear_decay():
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    schedule = ft.warmup_linear_schedule(optimizer, 2, 10)
-    lrs = []
-    for _ in range(10):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        schedule.step()
-    assert lrs[0] < lrs[1] < lrs[2] and lrs[2] == pytest.approx(1.0)
-    assert all(a > b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] < 0.2
-    with pytest.raises(ValueError, match="warmup_steps"):
-        ft.warmup_linear_schedule(optimizer, 11, 10)
-
-
-def test_fine_tune_learns_a_tiny_set_and_records_history(data):
-    model = tiny_model()
-    history = ft.fine_tune(model, data, epochs=6, batch_size=4, lr=3e-3, val=data, eval_train=True,
-                           show_progress=False)
-    assert len(history.train_loss) == len(history.val_loss) == len(history.train_eval_acc) == 6
-    assert len(history.step_lr) == len(history.step_grad_norm) == 12
-    assert history.val_loss[-1] < history.val_loss[0]
-    assert 0 < history.tokens <= history.padded_tokens and history.tokens_per_s > 0
-    proba = ft.predict_proba(model, data)
-    assert proba.shape == (8, 2) and torch.allclose(proba.sum(1), torch.ones(8))
-    loss, acc = ft.evaluate(model, data)
-    assert loss == pytest.approx(history.val_loss[-1], rel=1e-4) and 0 <= acc <= 1
-
-
-def test_fine_tune_uses_the_given_step_and_max_steps(data):
-    calls = []
-
-    def step(model, batch, optimizer, scheduler, max_grad_norm):
-        calls.append(batch["input_ids"].shape[0])
-        return ft.train_step(model, batch, optimizer, scheduler, max_grad_norm)
-
-    history = ft.fine_tune(tiny_model(), data, epochs=3, batch_size=2, max_steps=5, step=step, show_progress=False,
-                           pad_to=16)
-    assert len(calls) == 5 and history.padded_tokens == 5 * 2 * 16
-
-
-def test_early_stopping_restores_the_best_epoch(data):
-    model = tiny_model()
-    history = ft.fine_tune(model, data, epochs=4, batch_size=4, lr=3e-3, val=data, early_stopping_patience=1,
-                           show_progress=False)
-    assert history.best_epoch == int(np.argmin(history.val_loss))
-    assert ft.evaluate(model, data)[0] == pytest.approx(min(history.val_loss), rel=1e-4)
+    assert max(g["depth"] for g in ft._param_groups(ft.unfreeze_top_layers(model, 1), 1e-3, 1.0, 0.0)) == 1
 
 
 def test_fine_tune_rejects_bad_settings(data):
     with pytest.raises(ValueError, match="epochs must be at least 1"):
-        ft.fine_tune(tiny_model(), data, epochs=0)
+        ft.fine_tune(tiny_model(), data, train_step, epochs=0)
     with pytest.raises(ValueError, match="early stopping needs validation data"):
-        ft.fine_tune(tiny_model(), data, early_stopping_patience=2)
+        ft.fine_tune(tiny_model(), data, train_step, patience=2)
+    with pytest.raises(ValueError, match="layer_decay must be in"):
+        ft.fine_tune(tiny_model(), data, train_step, layer_decay=0)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        ft.fine_tune(tiny_model(), data, train_step, lr=0)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        ft.fine_tune(tiny_model().requires_grad_(False), data, train_step)
 
 
-def test_early_stopping_epoch():
-    assert ft.early_stopping_epoch([1.0, 0.8, 0.9, 1.0, 1.1], patience=2) == (3, 1)
-    assert ft.early_stopping_epoch([1.0, 0.8, 0.7], patience=2) == (2, 2)
-    with pytest.raises(ValueError, match="empty"):
-        ft.early_stopping_epoch([], 2)
+def test_unfreeze_top_layers_counts():
+    model = tiny_model()
+    total = trainable(model)
+    head_only = trainable(ft.unfreeze_top_layers(model, 0))
+    one = trainable(ft.unfreeze_top_layers(model, 1))
+    assert head_only < one < trainable(ft.unfreeze_top_layers(model, 2)) < total  # embeddings stay frozen
+    with pytest.raises(ValueError, match="between 0 and 2"):
+        ft.unfreeze_top_layers(model, 3)
 
 
-def test_counting_collator_and_hf_dataset(data):
-    ds = ft.to_hf_dataset(data)
-    assert ds.column_names == ["input_ids", "labels"] and len(ds) == len(data)
-    collator = ft.CountingCollator(data.pad_id)
-    batch = collator([ds[0], ds[1]])
-    assert batch["labels"].tolist() == LABELS[:2]
-    assert collator.tokens == len(data.input_ids[0]) + len(data.input_ids[1])
+def test_lora_trains_few_parameters_and_starts_as_the_base_model(data):
+    base = tiny_model()
+    model = ft.add_lora(tiny_model(), r=2)
+    assert 0 < trainable(model) < sum(p.numel() for p in model.parameters()) / 10
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("lora_A" in n for n in names) and any("classifier" in n for n in names)
+    assert torch.allclose(ft.predict_proba(base, data), ft.predict_proba(model, data), atol=1e-6)  # B = 0
+    with pytest.raises(ValueError, match="rank r must be at least 1"):
+        ft.add_lora(tiny_model(), r=0)
 
 
-def test_limit_memory_growth_applies_on_glibc_and_rejects_negative_threshold():
-    import platform
+def test_fine_tune_learns_a_tiny_set_and_records_history(data):
+    model = tiny_model()
+    history = ft.fine_tune(model, data, train_step, epochs=6, batch_size=4, lr=3e-3, val=data, eval_train=True,
+                           show_progress=False)
+    assert len(history.logs) == 12 and len(history.evals) == len(history.epoch_seconds) == 6
+    assert [e["epoch"] for e in history.evals] == list(range(6))
+    _, val_loss = history.series("val_loss")
+    assert val_loss[-1] < val_loss[0] and len(history.series("train_acc")[1]) == 6
+    _, lrs = history.series("lr")
+    assert lrs.max() == pytest.approx(3e-3) and lrs[0] < lrs.max() and lrs[-1] < lrs.max()  # warm-up, decay
+    proba = ft.predict_proba(model, data)
+    assert proba.shape == (8, 2) and torch.allclose(proba.sum(1), torch.ones(8))
+    accuracy = (proba.argmax(1) == data.labels).float().mean().item()
+    assert accuracy == pytest.approx(history.evals[-1]["val_acc"]) and not model.training
 
-    if platform.libc_ver()[0] == "glibc":
-        assert ft.limit_memory_growth(2) is True
-    with pytest.raises(ValueError, match="mmap_threshold_mb"):
-        ft.limit_memory_growth(-1)
+
+def test_fine_tune_max_steps_and_every_bar_runs_to_its_total(data, monkeypatch):
+    bars = []
+
+    def counting_progress(plan, **kwargs):   # what the learner's bar would show: its total, and steps done
+        bars.append([len(plan), 0])
+        for item in plan:
+            bars[-1][1] += 1
+            yield item
+
+    monkeypatch.setattr(training, "progress", counting_progress)
+    history = ft.fine_tune(tiny_model(), data, train_step, epochs=3, batch_size=2, max_steps=5)
+    assert len(history.logs) == 5 and bars == [[4, 4], [1, 1]]
+
+
+def test_early_stopping_restores_the_best_epoch(data):
+    model = tiny_model()
+    history = ft.fine_tune(model, data, train_step, epochs=4, batch_size=4, lr=3e-3, val=data, patience=1,
+                           show_progress=False)
+    _, val_loss = history.series("val_loss")
+    assert history.best_epoch == int(np.argmin(val_loss))
+    proba = ft.predict_proba(model, data)
+    assert nn.functional.nll_loss(proba.log(), data.labels).item() == pytest.approx(val_loss.min(), rel=1e-4)
+
+
+def test_fine_tune_computes_on_the_model_device(data):
+    """Notebook 02's training path on a model built on ``meta``: fails if a batch stays on the CPU."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    with torch.device("meta"):
+        model = BertForSequenceClassification(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                                                         num_attention_heads=2, intermediate_size=64, num_labels=2))
+    assert_on_model_device(lambda watch: ft.fine_tune(model, data, watch(train_step), batch_size=4, max_steps=2,
+                                                      show_progress=False))
 
 
 def test_load_classifier_hides_its_bar_but_leaves_the_setting_as_it_was(capsys):
