@@ -17,8 +17,7 @@ from .ner_re import _BIO_LABELS, _ENTITY_TYPES, _RELATION_TYPES, collate_sentenc
 
 
 def _span_mean(hidden: torch.Tensor, rows: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Mean over pieces [start, end) of ``hidden[rows]`` for each of P ranges; zeros where a range is empty.
-    One matrix product over the flattened batch (no [P, T, H] copy), which keeps the RE head cheap."""
+    """Mean of ``hidden[rows]`` over pieces [start, end) per range (0 if empty): one matmul, no [P, T, H] copy."""
     n_rows, width, dim = hidden.shape
     positions = torch.arange(width, device=hidden.device)
     inside = ((positions[None, :] >= start[:, None]) & (positions[None, :] < end[:, None])).to(hidden.dtype)
@@ -72,14 +71,13 @@ class JointModel(nn.Module):
         encoder.embeddings.word_embeddings.requires_grad_(False)
         return cls(encoder)
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """The trainable parameters both tasks use: the encoder's."""
+    def shared_parameters(self) -> list[nn.Parameter]:   # the trainable parameters both tasks use: the encoder's
         return [p for p in self.encoder.parameters() if p.requires_grad]
 
-    def encode(self, batch: dict) -> torch.Tensor:
-        """The encoder's vector for every piece, [sentences, pieces, hidden]."""
+    def encode(self, batch: dict) -> torch.Tensor:   # the encoder's vector of every piece, [sentences, pieces, hidden]
         embeds = self.encoder.embeddings.word_embeddings(batch["input_ids"]) + self.case_embedding(batch["case"])
-        return self.dropout(self.encoder(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).last_hidden_state)
+        out = self.encoder(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
+        return self.dropout(out.last_hidden_state)
 
     def pair_representation(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         """[P, 3 hidden + 2 type_dim]: head span mean, tail span mean, mean of the pieces between, both types."""
@@ -88,8 +86,7 @@ class JointModel(nn.Module):
         between = _span_mean(hidden, b, torch.minimum(he, te), torch.maximum(hs, ts))
         return torch.cat([head, tail, between, self.type_embedding(htype), self.type_embedding(ttype)], dim=1)
 
-    def pair_logits(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        """Relation logits [P, 1 + relations] for the batch's ``pairs`` (see :func:`ner_re.collate_sentences`)."""
+    def pair_logits(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:   # [P, 1 + relations]
         if len(pairs) == 0:
             return hidden.new_zeros((0, 1 + len(_RELATION_TYPES)))
         return self.re_head(self.pair_representation(hidden, pairs))
@@ -121,12 +118,13 @@ def task_losses(model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
     ner = nn.functional.cross_entropy(ner_net.ner_head(hidden).flatten(0, 1), batch["ner_labels"].flatten())
     if re_net is not ner_net:
         hidden = re_net.encode(batch)
-    logits = re_net.pair_logits(hidden, batch["pairs"])
-    return {"ner": ner, "re": nn.functional.cross_entropy(logits, batch["pair_labels"]) if len(logits) else hidden.sum() * 0.0}
+    logits = re_net.pair_logits(hidden, batch["pairs"])   # a batch without pairs: an RE loss of 0 that keeps the graph
+    re = nn.functional.cross_entropy(logits, batch["pair_labels"]) if len(logits) else hidden.sum() * 0.0
+    return {"ner": ner, "re": re}
 
 
-def train_ner_re(model: nn.Module, data: Sequence, step: Callable, *, epochs: int, batch_size: int = 16, pad_id: int = 0,
-                 seed: int = 0, lr: float = 1e-4, head_lr: float = 1e-3, extra_params: Sequence[nn.Parameter] = (),
+def train_ner_re(model: nn.Module, data: Sequence, step: Callable, *, epochs: int, batch_size: int = 16,
+                 pad_id: int = 0, seed: int = 0, lr: float = 1e-4, head_lr: float = 1e-3, extra_params: Sequence = (),
                  max_tokens: int | None = None, **fit_args) -> training.History:
     """:func:`training.fit` with ``step(model, batch, optimizer, scheduler) -> dict`` over length-grouped batches (at
     most ``max_tokens`` padded pieces, a new order each epoch); AdamW: ``lr`` encoder, ``head_lr`` heads, 2e-2 and no

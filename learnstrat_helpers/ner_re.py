@@ -104,9 +104,9 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
         loaded = {s: [_check_record(r, f"{_HUB_ID} {s}, record {i}") for i, r in enumerate(hub[s].to_list())]
                   for s in splits}
     else:
-        raise assets.AssetNotFound(
-            "the CoNLL04 dataset", ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'conll04'}: "
-                                    f"empty", f"Hugging Face Hub ({_HUB_ID}): offline", f"course sample {_SAMPLE_DIR}: missing"],
+        raise assets.AssetNotFound("the CoNLL04 dataset", [
+            "LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'conll04'}: empty",
+            f"Hugging Face Hub ({_HUB_ID}): offline", f"course sample {_SAMPLE_DIR}: missing"],
             "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding conll04/{train,validation,test}.jsonl.")
     columns = lambda i, r: {"tokens": r["tokens"], "entities": r["entities"], "relations": r["relations"],  # noqa: E731
                             "orig_id": int(r.get("orig_id", i))}   # the same columns whatever the source
@@ -149,12 +149,10 @@ class _Sentence:
     case: list[int]
     record: dict
 
-    def kept_entities(self) -> list[int]:
-        """Indices of the gold entities that lie wholly inside the words that fit in ``max_length`` pieces."""
+    def kept_entities(self) -> list[int]:   # the gold entities wholly inside the words that fit in max_length pieces
         return [i for i, e in enumerate(self.record["entities"]) if e["end"] <= len(self.piece_start)]
 
-    def piece_tags(self) -> list[str | None]:
-        """The BIO tag of every piece (None where the NER loss ignores it)."""
+    def piece_tags(self) -> list[str | None]:   # the BIO tag of every piece (None: ignored by the NER loss)
         return [None if y == _IGNORE else _BIO_LABELS[y] for y in self.ner_labels]
 
 
@@ -188,9 +186,9 @@ def encode_sentences(records: Sequence[dict], tokenizer, *, max_length: int = 12
 
 
 def collate_sentences(sentences: Sequence[_Sentence], pad_id: int, entities: Sequence[list] | None = None) -> dict:
-    """A padded batch (``input_ids``, ``attention_mask``, ``ner_labels``, ``case``) and ``pairs``: [P, 7] (sentence, head
-    piece start, end, tail start, end, head type, tail type) for every ordered pair of distinct entities, gold ones
-    or ``entities`` (predicted), with ``pair_labels`` [P] (0: none, k: the k-th relation type).
+    """A padded batch (``input_ids``, ``attention_mask``, ``ner_labels``, ``case``) and ``pairs``: [P, 7] (sentence,
+    head piece start, end, tail start, end, head type, tail type) for every ordered pair of distinct entities, gold
+    ones or ``entities`` (predicted), with ``pair_labels`` [P] (0: none, k: the k-th relation type).
 
     Explained in 03, section "The joint model: one encoder, two heads".
     """

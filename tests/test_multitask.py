@@ -13,7 +13,7 @@ import torch
 
 from learnstrat_helpers import assets, multitask as mt, ner_re
 from learnstrat_helpers.datasets import SchemaError
-from device_check import assert_on_model_device
+from device_check import DeviceRecorder, assert_on_model_device, watched
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "conll04_sample"
 SENTENCE = {  # "John Smith works for Acme Corp in Boston ."
@@ -373,3 +373,23 @@ def test_joint_model_trains_a_few_steps_on_the_sample(monkeypatch):
     assert "<span" in html and "gold" in html
     with pytest.raises(ValueError, match="n_layers must be between 1 and 6"):
         mt.JointModel.from_pretrained(source, n_layers=7)
+
+
+def test_the_device_check_catches_learned_loss_weights_left_on_the_cpu():
+    data = ner_re.encode_sentences([SENTENCE] * 2, FakeTokenizer())
+    with torch.device("meta"):
+        model = tiny_joint_model()
+    log_vars = torch.nn.Parameter(torch.zeros(2))   # notebook 03's uncertainty weights, not moved to the model's device
+
+    def uncertainty_step(model, batch, optimizer, scheduler):
+        losses = mt.task_losses(model, batch)
+        loss = sum(torch.exp(-log_vars[i]) * losses[t] + log_vars[i] for i, t in enumerate(("ner", "re")))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    recorder = DeviceRecorder()
+    with pytest.raises(NotImplementedError, match="meta"):   # backward can't bring a meta gradient to a CPU parameter
+        mt.train_ner_re(model, data, watched(uncertainty_step, recorder), epochs=1, batch_size=2, show_progress=False)
+    assert recorder.off_device and {device for device, _ in recorder.off_device} == {"cpu"}
