@@ -1,23 +1,21 @@
-"""Notebook 03's plumbing: spans <-> BIO, pairs, strict F1 (hand-computed), bad input, CoNLL04 loading,
-and every annotation of the course's own sample."""
+"""Notebook 03's plumbing: CoNLL04 loading and checking (every annotation of the course's own sample), BIO tags on
+first pieces, entity pairs, strict F1 (hand-computed), the joint model's pieces, and its training step on the
+model's device."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from learnstrat_helpers import assets, multitask as mt
-from learnstrat_helpers.datasets import (
-    CONLL04_RELATIONS,
-    CONLL04_SAMPLE_DIR,
-    SchemaError,
-    check_conll04_record,
-    load_conll04,
-)
+from learnstrat_helpers import assets, multitask as mt, ner_re
+from learnstrat_helpers.datasets import SchemaError
+from device_check import DeviceRecorder, assert_on_model_device, watched
 
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "conll04_sample"
 SENTENCE = {  # "John Smith works for Acme Corp in Boston ."
     "tokens": ["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."],
     "entities": [{"start": 0, "end": 2, "type": "Peop"}, {"start": 4, "end": 6, "type": "Org"},
@@ -26,96 +24,114 @@ SENTENCE = {  # "John Smith works for Acme Corp in Boston ."
 }
 
 
-# ---------------------------------------------------------------- spans and BIO
+class FakeTokenizer:  # "Pusterla" -> 3 pieces, every other word 1 piece, [CLS] ... [SEP]; piece ids count up
+    def __call__(self, sentences, is_split_into_words, truncation, max_length):
+        assert is_split_into_words and truncation
+        self.word_ids_, ids = [], []
+        for words in sentences:
+            w_ids = [None] + [w for w, word in enumerate(words) for _ in range(3 if word == "Pusterla" else 1)]
+            w_ids = w_ids[: max_length - 1] + [None]
+            self.word_ids_.append(w_ids)
+            ids.append(list(range(1, len(w_ids) + 1)))
+        outer = self
+
+        class Batch(dict):
+            def word_ids(self, i):
+                return outer.word_ids_[i]
+        return Batch(input_ids=ids)
 
 
-def test_spans_to_bio_and_back():
-    tags = mt.spans_to_bio(9, SENTENCE["entities"])
-    assert tags == ["B-Peop", "I-Peop", "O", "O", "B-Org", "I-Org", "O", "B-Loc", "O"]
-    assert mt.bio_to_spans(tags) == SENTENCE["entities"]
+def _with(**changes):
+    return {**json.loads(json.dumps(SENTENCE)), **changes}
+
+
+# ---------------------------------------------------------------- tags, pieces and pairs
+
+
+def test_bio_tags_on_first_pieces_and_back():
+    (enc,) = ner_re.encode_sentences([SENTENCE], FakeTokenizer())
+    words = [t for t in enc.piece_tags() if t is not None]
+    assert words == ["B-Peop", "I-Peop", "O", "O", "B-Org", "I-Org", "O", "B-Loc", "O"]
+    assert ner_re._bio_to_spans(words) == SENTENCE["entities"]
 
 
 def test_bio_decoding_edge_cases():
     # adjacent entities of the same type, an entity at the very end, a stray I- starting a new entity
-    assert mt.bio_to_spans(["B-Loc", "B-Loc", "O", "I-Org", "I-Org", "I-Peop"]) == [
+    assert ner_re._bio_to_spans(["B-Loc", "B-Loc", "O", "I-Org", "I-Org", "I-Peop"]) == [
         {"start": 0, "end": 1, "type": "Loc"}, {"start": 1, "end": 2, "type": "Loc"},
         {"start": 3, "end": 5, "type": "Org"}, {"start": 5, "end": 6, "type": "Peop"}]
-    assert mt.bio_to_spans(["O", "O"]) == []
+    assert ner_re._bio_to_spans(["O", "O"]) == []
     with pytest.raises(ValueError, match="B-Animal"):
-        mt.bio_to_spans(["B-Animal"])
+        ner_re._bio_to_spans(["B-Animal"])
 
 
-@pytest.mark.parametrize("entities, message", [
-    ([{"start": 0, "end": 2, "type": "Peop"}, {"start": 1, "end": 3, "type": "Org"}], "overlaps"),
-    ([{"start": 2, "end": 5, "type": "Peop"}], "outside the sentence"),
-    ([{"start": 1, "end": 1, "type": "Peop"}], "empty or outside"),
-    ([{"start": 0, "end": 1, "type": "Person"}], "unknown type"),
-])
-def test_spans_to_bio_rejects_bad_spans(entities, message):
-    with pytest.raises(SchemaError, match=message):
-        mt.spans_to_bio(4, entities)
-
-
-def test_bio_over_first_sub_tokens():
-    class FakeTokenizer:  # "Pusterla" -> 3 pieces, everything else 1 piece, [CLS] ... [SEP]
-        def __call__(self, sentences, is_split_into_words, truncation, max_length):
-            assert is_split_into_words
-            self.word_ids_ = []
-            ids = []
-            for words in sentences:
-                w_ids = [None]
-                for w, word in enumerate(words):
-                    w_ids += [w] * (3 if word == "Pusterla" else 1)
-                w_ids = w_ids[: max_length - 1] + [None]
-                self.word_ids_.append(w_ids)
-                ids.append(list(range(len(w_ids))))
-            outer = self
-
-            class Batch(dict):
-                def word_ids(self, i):
-                    return outer.word_ids_[i]
-            return Batch(input_ids=ids)
-
+def test_pieces_labels_case_and_pairs():
     record = {"tokens": ["Bruno", "Pusterla", "said", "Rome"],
               "entities": [{"start": 0, "end": 2, "type": "Peop"}, {"start": 3, "end": 4, "type": "Loc"}],
               "relations": [{"head": 0, "tail": 1, "type": "Live_In"}]}
-    (enc,) = mt.encode([record], FakeTokenizer(), max_length=32)
+    (enc,) = ner_re.encode_sentences([record], FakeTokenizer(), max_length=32)
     # pieces: [CLS] Bruno Pus ##ter ##la said Rome [SEP]
     assert enc.piece_start == [1, 2, 5, 6] and enc.piece_end == [2, 5, 6, 7]
-    labels = [mt.BIO_LABELS[x] if x != mt.IGNORE else None for x in enc.ner_labels]
-    assert labels == [None, "B-Peop", "I-Peop", None, None, "O", "B-Loc", None]
+    assert enc.piece_tags() == [None, "B-Peop", "I-Peop", None, None, "O", "B-Loc", None]
     # cut after 5 pieces: "Rome" (and the entity on it) no longer fits, so its pair disappears
-    (short,) = mt.encode([record], FakeTokenizer(), max_length=6)
-    assert short.n_kept == 2 and short.kept_entities() == [0]
-    batch = mt.collate([enc], pad_id=0)
+    (short,) = ner_re.encode_sentences([record], FakeTokenizer(), max_length=6)
+    assert len(short.piece_start) == 2 and short.kept_entities() == [0]
+    batch = ner_re.collate_sentences([enc], pad_id=0)
     assert batch["pairs"].tolist() == [[0, 1, 5, 6, 7, 0, 1], [0, 6, 7, 1, 5, 1, 0]]
-    assert batch["pair_labels"].tolist() == [1 + mt.RELATION_TYPES.index("Live_In"), 0]
-    assert len(mt.collate([short], pad_id=0)["pairs"]) == 0
+    assert batch["pair_labels"].tolist() == [1 + ner_re._RELATION_TYPES.index("Live_In"), 0]   # directed
+    assert len(ner_re.collate_sentences([short], pad_id=0)["pairs"]) == 0
     # every piece carries its word's capitalisation; [CLS], [SEP] and padding carry 0
     assert enc.case == [0, 2, 2, 2, 2, 1, 2, 0]
-    assert mt.collate([enc, short], pad_id=0)["case"].tolist() == [enc.case, short.case + [0, 0]]
+    two = ner_re.collate_sentences([enc, short], pad_id=0)
+    assert two["case"].tolist() == [enc.case, short.case + [0, 0]]
+    assert two["attention_mask"].tolist()[1] == [1] * 6 + [0, 0] and two["ner_labels"][1, 6:].tolist() == [-100] * 2
+
+
+def test_every_ordered_pair_is_labelled():
+    batch = ner_re.collate_sentences(ner_re.encode_sentences([SENTENCE], FakeTokenizer()), pad_id=0)
+    assert len(batch["pairs"]) == 6 and [(h, t) for _, h, t in batch["pair_index"]] == list(
+        itertools.permutations(range(3), 2))   # 3 entities: 3 * 2 ordered pairs
+    labels = {(h, t): y for (_, h, t), y in zip(batch["pair_index"], batch["pair_labels"].tolist())}
+    assert labels[(0, 1)] == 1 + ner_re._RELATION_TYPES.index("Work_For") and labels[(1, 0)] == 0
+    assert labels[(1, 2)] == 1 + ner_re._RELATION_TYPES.index("OrgBased_In")
+    # predicted entities instead of the gold ones: pairs, but no labels
+    predicted = ner_re.collate_sentences(ner_re.encode_sentences([SENTENCE], FakeTokenizer()), 0,
+                                         entities=[SENTENCE["entities"][:2]])
+    assert len(predicted["pairs"]) == 2 and predicted["pair_labels"].tolist() == [0, 0]
 
 
 def test_word_case():
-    assert [mt.word_case(w) for w in ("said", "Paris", "NATO", "1984", "iPhone", "U.S.", "A")] == [1, 2, 3, 1, 1, 3, 2]
+    assert [ner_re._word_case(w) for w in ("said", "Paris", "NATO", "1984", "iPhone", "U.S.", "A")] == [1, 2, 3, 1, 1, 3, 2]
 
 
-# ---------------------------------------------------------------- pairs
+# ---------------------------------------------------------------- bad input: one clear error
 
 
-def test_entity_pairs_are_ordered_and_labelled():
-    pairs = mt.entity_pairs(SENTENCE["entities"], SENTENCE["relations"])
-    assert len(pairs) == 6  # 3 entities: 3 * 2 ordered pairs
-    labels = {(h, t): y for h, t, y in pairs}
-    assert labels[(0, 1)] == 1 + mt.RELATION_TYPES.index("Work_For")
-    assert labels[(1, 0)] == mt.NO_RELATION  # directed
-    assert labels[(1, 2)] == 1 + mt.RELATION_TYPES.index("OrgBased_In")
-    assert mt.entity_pairs([{"start": 0, "end": 1, "type": "Peop"}]) == []
+@pytest.mark.parametrize("record, message", [
+    (_with(tokens=[], entities=[], relations=[]), "empty sentence"),
+    (_with(entities=[{"start": 0, "end": 2, "type": "Peop"}, {"start": 1, "end": 3, "type": "Org"}], relations=[]),
+     r"entities 0 \[0, 2\) and 1 \[1, 3\) overlap"),
+    (_with(relations=[{"head": 0, "tail": 7, "type": "Work_For"}]), r"tail=7 points past the entity list \(3 entities\)"),
+    (_with(relations=[{"head": 0, "tail": 3, "type": "Work_For"}]), r"tail=3 points past the entity list \(3 entities\)"),
+    (_with(relations=[{"head": 1, "tail": 0, "type": "Work_For"}]), "Work_For needs arguments Peop -> Org, got Org -> Peop"),
+    (_with(entities=[{"start": 8, "end": 10, "type": "Loc"}], relations=[]), "outside the sentence of 9 tokens"),
+    (_with(entities=[{"start": 1, "end": 1, "type": "Peop"}], relations=[]), "empty or outside"),
+    (_with(entities=[{"start": 0, "end": 1, "type": "Person"}], relations=[]), "'Person' is not one of"),
+    (_with(relations=[{"head": 0, "tail": 0, "type": "Kill"}]), "same entity"),
+    (_with(relations=[{"head": 0, "tail": 1, "type": "Employs"}]), "'Employs' is not one of"),
+    (_with(tokens=["John", " "]), "token 1 is ' ', not a non-empty string"),
+    ({"tokens": ["a"], "entities": []}, "field 'relations' is missing"),
+])
+def test_bad_records_get_one_clear_error(record, message):
+    with pytest.raises(SchemaError, match=message):
+        ner_re.encode_sentences([SENTENCE, record], tokenizer=None)   # checked before anything is tokenised
+    with pytest.raises(SchemaError, match="sentence 1"):
+        ner_re.encode_sentences([SENTENCE, record], tokenizer=None)
 
 
-def test_entity_pairs_reject_relation_past_the_entity_list():
-    with pytest.raises(SchemaError, match=r"tail=3 points past the entity list \(3 entities\)"):
-        mt.entity_pairs(SENTENCE["entities"], [{"head": 0, "tail": 3, "type": "Work_For"}])
+def test_encode_refuses_no_sentences():
+    with pytest.raises(ValueError, match="no sentences"):
+        ner_re.encode_sentences([], FakeTokenizer())
 
 
 # ---------------------------------------------------------------- strict micro-F1, by hand
@@ -134,7 +150,7 @@ def test_strict_f1_hand_computed():
                       {"start": 1, "end": 3, "type": "Loc"}],     # wrong span
          "relations": [{"head": 0, "tail": 1, "type": "Live_In"}]},      # tail span wrong
     ]
-    result = mt.strict_f1(gold, predicted)
+    result = ner_re._strict_f1(gold, predicted)
     # entities: gold 5, predicted 5, correct 3 -> P = R = F1 = 0.6
     assert result["ner"]["tp"] == 3 and result["ner"]["n_gold"] == 5 and result["ner"]["n_pred"] == 5
     assert result["ner"]["f1"] == pytest.approx(0.6)
@@ -152,7 +168,7 @@ def test_strict_f1_relation_counts_when_everything_matches():
     predicted = [{"entities": [dict(e) for e in SENTENCE["entities"]][::-1],  # order of entities doesn't matter
                   "relations": [{"head": 2, "tail": 1, "type": "Work_For"},          # right
                                 {"head": 1, "tail": 0, "type": "Live_In"}]}]         # wrong relation type
-    result = mt.strict_f1([SENTENCE], predicted)
+    result = ner_re._strict_f1([SENTENCE], predicted)
     assert result["ner"]["f1"] == 1.0
     # relations: gold 2, predicted 2, correct 1 -> P = R = F1 = 0.5
     assert (result["re"]["tp"], result["re"]["f1"]) == (1, pytest.approx(0.5))
@@ -161,43 +177,16 @@ def test_strict_f1_relation_counts_when_everything_matches():
 
 def test_strict_f1_rejects_mismatch_and_bad_relation():
     with pytest.raises(ValueError, match="1 gold sentences but 0 predictions"):
-        mt.strict_f1([SENTENCE], [])
+        ner_re._strict_f1([SENTENCE], [])
     bad = [{"entities": [], "relations": [{"head": 0, "tail": 1, "type": "Kill"}]}]
     with pytest.raises(SchemaError, match="points past the entity list"):
-        mt.strict_f1([SENTENCE], bad)
+        ner_re._strict_f1([SENTENCE], bad)
 
 
-# ---------------------------------------------------------------- record validation
+# ---------------------------------------------------------------- CoNLL04 and the course's own sample
 
 
-def _with(**changes):
-    return {**json.loads(json.dumps(SENTENCE)), **changes}
-
-
-@pytest.mark.parametrize("record, message", [
-    (_with(tokens=[], entities=[], relations=[]), "empty sentence"),
-    (_with(entities=[{"start": 0, "end": 2, "type": "Peop"}, {"start": 1, "end": 3, "type": "Org"}], relations=[]),
-     r"entities 0 \[0, 2\) and 1 \[1, 3\) overlap"),
-    (_with(relations=[{"head": 0, "tail": 7, "type": "Work_For"}]), r"tail=7 points past the entity list \(3 entities\)"),
-    (_with(relations=[{"head": 1, "tail": 0, "type": "Work_For"}]), "Work_For needs arguments Peop -> Org, got Org -> Peop"),
-    (_with(entities=[{"start": 8, "end": 10, "type": "Loc"}], relations=[]), "outside the sentence of 9 tokens"),
-    (_with(relations=[{"head": 0, "tail": 0, "type": "Kill"}]), "same entity"),
-    (_with(relations=[{"head": 0, "tail": 1, "type": "Employs"}]), "'Employs' is not one of"),
-])
-def test_bad_records_get_one_clear_error(record, message):
-    with pytest.raises(SchemaError, match=message):
-        check_conll04_record(record, "test record")
-
-
-def test_encode_refuses_an_empty_sentence():
-    with pytest.raises(SchemaError, match="sentence 1: empty sentence"):
-        mt.encode([SENTENCE, _with(tokens=[], entities=[], relations=[])], tokenizer=None)
-
-
-# ---------------------------------------------------------------- the course's own sample
-
-
-SAMPLE_FILES = sorted(CONLL04_SAMPLE_DIR.glob("*.jsonl"))
+SAMPLE_FILES = sorted(SAMPLE_DIR.glob("*.jsonl"))
 
 
 def test_sample_has_three_splits_and_at_least_100_sentences():
@@ -205,7 +194,7 @@ def test_sample_has_three_splits_and_at_least_100_sentences():
     records = [json.loads(line) for p in SAMPLE_FILES for line in p.read_text().splitlines() if line.strip()]
     assert len(records) >= 100
     used = {r["type"] for rec in records for r in rec["relations"]}
-    assert used == set(CONLL04_RELATIONS), "every relation type appears in the sample"
+    assert used == set(ner_re._RELATIONS), "every relation type appears in the sample"
     assert {e["type"] for rec in records for e in rec["entities"]} == {"Peop", "Loc", "Org", "Other"}
     texts = [" ".join(r["tokens"]) for r in records]
     assert len(set(texts)) == len(texts), "no duplicate sentences"
@@ -216,7 +205,7 @@ def test_every_sample_annotation_is_valid(path):
     for line_number, line in enumerate(path.read_text().splitlines(), 1):
         record = json.loads(line)
         assert set(record) == {"tokens", "entities", "relations", "orig_id"}
-        check_conll04_record(record, f"{path.name}, line {line_number}")  # spans inside, no overlaps, argument types
+        ner_re._check_record(record, f"{path.name}, line {line_number}")  # spans inside, no overlaps, argument types
         for e in record["entities"]:
             assert all(t.strip() for t in record["tokens"][e["start"]: e["end"]])
 
@@ -224,7 +213,7 @@ def test_every_sample_annotation_is_valid(path):
 def test_load_conll04_falls_back_to_the_sample_loudly(monkeypatch, capsys):
     monkeypatch.delenv("LEARNSTRAT_DATA_DIR", raising=False)
     with pytest.warns(UserWarning, match="NOT on CoNLL04"):
-        data = load_conll04()
+        data = ner_re.load_conll04()
     assert "WARNING" in capsys.readouterr().out
     assert data.source.startswith("course sample")
     assert data["train"].num_rows >= 70 and set(data) == {"train", "validation", "test"}
@@ -237,18 +226,20 @@ def test_load_conll04_from_a_local_folder(monkeypatch, tmp_path):
     for split in ("train", "validation", "test"):
         (folder / f"{split}.jsonl").write_text(json.dumps({**SENTENCE, "orig_id": 7}) + "\n")
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(tmp_path))
-    data = load_conll04()
+    data = ner_re.load_conll04()
     assert data.source == str(folder)
-    assert data["test"][0]["relations"] == SENTENCE["relations"]
+    assert data["test"][0]["relations"] == SENTENCE["relations"] and data["test"][0]["orig_id"] == 7
 
 
-def test_load_conll04_names_the_bad_line(monkeypatch, tmp_path):
+def test_load_conll04_names_the_bad_line_and_split(monkeypatch, tmp_path):
     folder = tmp_path / "conll04"
     folder.mkdir()
     (folder / "train.jsonl").write_text(json.dumps(SENTENCE) + "\n" + json.dumps(_with(tokens=[], entities=[], relations=[])) + "\n")
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(tmp_path))
     with pytest.raises(SchemaError, match="train.jsonl, line 2: empty sentence"):
-        load_conll04(("train",))
+        ner_re.load_conll04(("train",))
+    with pytest.raises(ValueError, match="Unknown CoNLL04 split"):
+        ner_re.load_conll04(("dev",))
 
 
 @pytest.mark.slow
@@ -256,22 +247,56 @@ def test_load_conll04_from_shared_data(monkeypatch, shared_data):
     if not (shared_data / "conll04" / "test.jsonl").is_file():
         pytest.skip(f"{shared_data} has no conll04/")
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(shared_data))
-    data = load_conll04()
+    data = ner_re.load_conll04()
     assert [data[s].num_rows for s in ("train", "validation", "test")] == [922, 231, 288]
 
 
-# ---------------------------------------------------------------- model pieces
+# ---------------------------------------------------------------- the model
 
 
-def test_length_grouped_batches_cover_everything_and_respect_max_tokens():
-    lengths = [5, 120, 7, 6, 118, 8, 9, 100, 5, 6]
-    batches = mt.length_grouped_batches(lengths, 4, seed=1, max_tokens=250)
-    assert sorted(i for b in batches for i in b) == list(range(10))
-    assert all(len(b) * max(lengths[i] for i in b) <= 250 or len(b) == 1 for b in batches)
-    plain = mt.length_grouped_batches(lengths, 4, shuffle=False)
-    assert plain == [[0, 8, 3, 9], [2, 5, 6, 7], [4, 1]]
-    with pytest.raises(ValueError, match="batch_size"):
-        mt.length_grouped_batches(lengths, 0)
+def tiny_joint_model(hidden=16):
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=64, hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=64)
+    torch.manual_seed(0)
+    return mt.JointModel(BertModel(config, add_pooling_layer=False))
+
+
+def notebook_step(measure_every=2):
+    """Notebook 03's kind of step: both losses, the gradient cosine every few steps, clipping, optimizer, schedule."""
+    count = itertools.count()
+
+    def step(model, batch, optimizer, scheduler):
+        losses = mt.task_losses(model, batch)
+        logged = {task: loss.item() for task, loss in losses.items()}
+        if next(count) % measure_every == 0:
+            shared = model.shared_parameters()
+            g = [torch.cat([x.flatten() for x in torch.autograd.grad(losses[t], shared, retain_graph=True)])
+                 for t in ("ner", "re")]
+            logged["cosine"] = torch.nn.functional.cosine_similarity(g[0], g[1], dim=0).item()
+        loss = losses["ner"] + losses["re"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        return logged
+    return step
+
+
+def notebook_soft_step(strength=10.0):
+    """Notebook 03's soft-sharing step: each task through its own model, plus the squared distance of the encoders."""
+    def step(model, batch, optimizer, scheduler):
+        losses = mt.task_losses(model, batch)
+        distance = sum(((a - b) ** 2).sum() for a, b in zip(model.ner.shared_parameters(), model.re.shared_parameters()))
+        optimizer.zero_grad(set_to_none=True)
+        (losses["ner"] + losses["re"] + strength * distance).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        return {"ner": losses["ner"].item(), "re": losses["re"].item(), "distance": distance.item()}
+    return step
 
 
 def test_span_mean_pools_the_right_pieces():
@@ -280,43 +305,91 @@ def test_span_mean_pools_the_right_pieces():
     assert mt._span_mean(hidden, rows, start, end).flatten().tolist() == [1.5, 4.5, 0.0]  # empty range -> 0
 
 
-def test_l2_distance_and_flat_grad():
-    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+def test_pair_representation_is_spans_context_and_types():
+    model = tiny_joint_model().eval()
+    batch = ner_re.collate_sentences(ner_re.encode_sentences([SENTENCE], FakeTokenizer()), pad_id=0)
     with torch.no_grad():
-        b.weight.copy_(a.weight + 1.0)
-        b.bias.copy_(a.bias)
-    assert mt.l2_distance(a, b).item() == pytest.approx(4.0)
+        hidden = model.encode(batch)
+        rep = model.pair_representation(hidden, batch["pairs"])
+        assert model.pair_logits(hidden, batch["pairs"]).shape == (6, 1 + len(ner_re._RELATION_TYPES))
+    _, hs, he, ts, te, h_type, t_type = batch["pairs"][0].tolist()   # John Smith -> Acme Corp
+    h = hidden[0]
+    by_hand = torch.cat([h[hs:he].mean(0), h[ts:te].mean(0), h[he:ts].mean(0),
+                         model.type_embedding.weight[h_type], model.type_embedding.weight[t_type]])
+    assert torch.allclose(rep[0], by_hand, atol=1e-6)
+
+
+def test_soft_sharing_needs_two_models_of_the_same_shape():
+    soft = mt.SoftSharedModel(tiny_joint_model(), tiny_joint_model())
+    assert len(soft.ner.shared_parameters()) == len(soft.re.shared_parameters())
     with pytest.raises(ValueError, match="same trainable parameter shapes"):
-        mt.l2_distance(a, torch.nn.Linear(3, 2))
-    w = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    unused = torch.nn.Parameter(torch.tensor([5.0]))
-    assert mt.flat_grad((w ** 2).sum(), [w, unused]).tolist() == [2.0, 4.0, 0.0]
+        mt.SoftSharedModel(tiny_joint_model(16), tiny_joint_model(8))
+
+
+def test_training_runs_through_fit_with_the_same_batches_for_the_same_seed():
+    data = ner_re.encode_sentences([SENTENCE, _with(tokens=SENTENCE["tokens"][:6], entities=SENTENCE["entities"][:2],
+                                                    relations=SENTENCE["relations"][:1])] * 3, FakeTokenizer())
+    runs = []
+    for _ in range(2):
+        model = tiny_joint_model()
+        history = mt.train_ner_re(model, data, notebook_step(), epochs=2, batch_size=2, seed=3, show_progress=False)
+        runs.append((history.series("ner")[1], history.series("cosine")[0]))
+    assert len(runs[0][0]) == 6 and list(runs[0][1]) == [0, 2, 4]   # 3 batches x 2 epochs; cosine every 2 steps
+    assert (runs[0][0] == runs[1][0]).all(), "same seed, same batches and dropout: the same losses"
+    with pytest.raises(ValueError, match="epochs"):
+        mt.train_ner_re(model, data, notebook_step(), epochs=0)
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["joint", "soft-shared"])
+def test_the_training_step_computes_on_the_model_device(soft):
+    data = ner_re.encode_sentences([SENTENCE, _with(relations=[])] * 2, FakeTokenizer())
+    with torch.device("meta"):
+        model = mt.SoftSharedModel(tiny_joint_model(), tiny_joint_model()) if soft else tiny_joint_model()
+    step = notebook_soft_step() if soft else notebook_step(measure_every=1)
+    assert_on_model_device(lambda watch: mt.train_ner_re(model, data, watch(step), epochs=1, batch_size=2,
+                                                         show_progress=False))
 
 
 @pytest.mark.slow
 def test_joint_model_trains_a_few_steps_on_the_sample(monkeypatch):
     from transformers import AutoTokenizer
 
-    monkeypatch.delenv("LEARNSTRAT_DATA_DIR", raising=False)
-    records = [json.loads(line) for line in (CONLL04_SAMPLE_DIR / "train.jsonl").read_text().splitlines()][:16]
+    records = [json.loads(line) for line in (SAMPLE_DIR / "train.jsonl").read_text().splitlines()][:16]
     source = assets.resolve_minilm()
     tokenizer = AutoTokenizer.from_pretrained(source)
-    data = mt.encode(records, tokenizer, max_length=48)
-    model = mt.JointModel(mt.load_encoder(source, n_layers=1))
-
-    def step(model, batch, optimizer, scheduler, n):
-        losses = mt.task_losses(model, batch)
-        optimizer.zero_grad()
-        (losses["ner"] + losses["re"]).backward()
-        optimizer.step()
-        scheduler.step()
-        return {k: v.item() for k, v in losses.items()}
-
-    history = mt.train(model, data, step, epochs=2, batch_size=8, pad_id=tokenizer.pad_token_id, show_progress=False)
-    assert len(history.steps) == 4 and history.series("ner")[1].shape == (4,)
-    result = mt.evaluate(model, data, pad_id=tokenizer.pad_token_id)
+    data = ner_re.encode_sentences(records, tokenizer, max_length=48)
+    model = mt.JointModel.from_pretrained(source, n_layers=1)
+    assert not model.encoder.embeddings.word_embeddings.weight.requires_grad
+    history = mt.train_ner_re(model, data, notebook_step(), epochs=2, batch_size=8, pad_id=tokenizer.pad_token_id,
+                              show_progress=False)
+    assert len(history.logs) == 4 and history.series("ner")[1].shape == (4,)
+    result = ner_re.evaluate_ner_re(model, data, pad_id=tokenizer.pad_token_id)
     assert 0.0 <= result["ner"]["f1"] <= 1.0 and result["ner"]["n_gold"] == sum(len(r["entities"]) for r in records)
-    gold_re = mt.evaluate(model, data, pad_id=tokenizer.pad_token_id, gold_entities=True)
+    gold_re = ner_re.evaluate_ner_re(model, data, pad_id=tokenizer.pad_token_id, gold_entities=True)
     assert gold_re["ner"]["f1"] == 1.0  # gold entities handed over unchanged
-    html = mt.highlight_html(records[0], "gold")
+    predicted = ner_re.predict_ner_re(model, data[:2], pad_id=tokenizer.pad_token_id)
+    assert len(predicted) == 2 and all(set(p) == {"entities", "relations"} for p in predicted)
+    html = ner_re.highlight_html(records[0], "gold")
     assert "<span" in html and "gold" in html
+    with pytest.raises(ValueError, match="n_layers must be between 1 and 6"):
+        mt.JointModel.from_pretrained(source, n_layers=7)
+
+
+def test_the_device_check_catches_learned_loss_weights_left_on_the_cpu():
+    data = ner_re.encode_sentences([SENTENCE] * 2, FakeTokenizer())
+    with torch.device("meta"):
+        model = tiny_joint_model()
+    log_vars = torch.nn.Parameter(torch.zeros(2))   # notebook 03's uncertainty weights, not moved to the model's device
+
+    def uncertainty_step(model, batch, optimizer, scheduler):
+        losses = mt.task_losses(model, batch)
+        loss = sum(torch.exp(-log_vars[i]) * losses[t] + log_vars[i] for i, t in enumerate(("ner", "re")))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item()}
+
+    recorder = DeviceRecorder()
+    with pytest.raises(NotImplementedError, match="meta"):   # backward can't bring a meta gradient to a CPU parameter
+        mt.train_ner_re(model, data, watched(uncertainty_step, recorder), epochs=1, batch_size=2, show_progress=False)
+    assert recorder.off_device and {device for device, _ in recorder.off_device} == {"cpu"}

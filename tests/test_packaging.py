@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMODULES = ["assets", "profiles", "datasets", "text", "vision", "training", "metrics", "results", "claims",
-              "plots", "finetuning", "federated", "transport", "banks", "multitask"]
+              "plots", "finetuning", "federated", "transport", "banks", "multitask", "ner_re"]
 
 
 def normalise(name: str) -> str:
