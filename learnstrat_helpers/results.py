@@ -1,6 +1,6 @@
 """Headline numbers of a run, written to ``build/results/<notebook stem>.json``: a flat mapping of names to
-numbers plus ``profile`` (the benchmark harness adds ``wall_s`` and ``peak_rss_mb``). The closing claims cell
-of each notebook reads its evidence from here.
+numbers, ``profile``, ``seed`` and the notebook's ``claims`` (the benchmark harness adds ``wall_s`` and
+``peak_rss_mb``), so anything outside the notebook can re-check a verdict.
 
 Explained in 01, section "Claims vs evidence".
 """
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 
-def results_dir() -> Path:
+def _results_dir() -> Path:
     """``$LEARNSTRAT_RESULTS_DIR``, else ``build/results`` in the clone (or the current folder)."""
     value, clone = os.environ.get("LEARNSTRAT_RESULTS_DIR", "").strip(), Path(__file__).resolve().parents[1]
     if value:
@@ -28,12 +28,13 @@ class Results:
     Explained in 01, section "Claims vs evidence".
     """
 
-    def __init__(self, notebook: str, profile: str, folder: Path | None = None):
+    def __init__(self, notebook: str, profile: str, folder: Path | None = None, seed: int = 0):
         if not notebook or "/" in notebook or notebook.endswith(".ipynb"):
             raise ValueError(f"notebook must be a notebook's stem like '01_transfer_learning', got {notebook!r}.")
-        self.notebook, self.profile = notebook, profile
-        self.path = Path(folder or results_dir()) / f"{notebook}.json"
+        self.notebook, self.profile, self.seed = notebook, profile, seed
+        self.path = Path(folder or _results_dir()) / f"{notebook}.json"
         self.values: dict[str, float] = {}
+        self.claims: list[dict] = []
 
     def record(self, name: str, value) -> float:
         """Store ``value`` (a finite number) under ``name`` and write the file; returns the number."""
@@ -46,6 +47,11 @@ class Results:
         self._write()
         return number
 
+    def record_claims(self, claims: list[dict]) -> None:
+        """Store the notebook's claims (``Claim.as_dict()`` each, see ``claims.check_claims``) and write the file."""
+        self.claims = list(claims)
+        self._write()
+
     def __getitem__(self, name: str) -> float:
         return self.values[name]
 
@@ -57,7 +63,7 @@ class Results:
             existing = {}
         # Keep the harness's own fields (wall_s, peak_rss_mb) if a previous run left them.
         merged = {k: v for k, v in existing.items() if k in ("wall_s", "peak_rss_mb")}
-        merged.update(self.values, profile=self.profile)
+        merged.update(self.values, profile=self.profile, seed=self.seed, claims=self.claims)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         tmp.replace(self.path)

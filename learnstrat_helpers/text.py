@@ -73,7 +73,7 @@ def embed_texts_cached(texts: Sequence[str], model_name_or_path: str | None = No
     Explained in 01, section "Text: a frozen sentence encoder".
     """
     texts = checked_texts(texts)
-    source = model_name_or_path or assets.resolve_minilm()
+    source = model_name_or_path or assets.resolve_text_model()
     settings = sorted((k, v) for k, v in kwargs.items() if k != "show_progress")
     path = _cache_path(texts, f"{source}|{settings}")
     if path.is_file():

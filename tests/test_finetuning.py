@@ -21,7 +21,7 @@ def tokenizer():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        return AutoTokenizer.from_pretrained(assets.resolve_minilm())
+        return AutoTokenizer.from_pretrained(assets.resolve_text_model())
 
 
 def tiny_model(seed=0):
@@ -196,6 +196,6 @@ def test_load_classifier_hides_its_bar_but_leaves_the_setting_as_it_was(capsys):
     from transformers.utils import logging as hf_logging
 
     hf_logging.enable_progress_bar()
-    ft.load_classifier(assets.resolve_minilm())
+    ft.load_classifier(assets.resolve_text_model())
     assert "Loading weights" not in capsys.readouterr().err
     assert hf_logging.is_progress_bar_enabled()

@@ -355,7 +355,7 @@ def test_joint_model_trains_a_few_steps_on_the_sample(monkeypatch):
     from transformers import AutoTokenizer
 
     records = [json.loads(line) for line in (SAMPLE_DIR / "train.jsonl").read_text().splitlines()][:16]
-    source = assets.resolve_minilm()
+    source = assets.resolve_text_model()
     tokenizer = AutoTokenizer.from_pretrained(source)
     data = ner_re.encode_sentences(records, tokenizer, max_length=48)
     model = mt.JointModel.from_pretrained(source, n_layers=1)

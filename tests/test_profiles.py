@@ -85,7 +85,7 @@ def test_profiles_are_frozen():
     profile = get_profile("quick")
     with pytest.raises(Exception):
         profile.transfer.seeds = (9,)  # type: ignore[misc]
-    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "federated", "multitask"}
+    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "federated", "multitask", "seed"}
     with pytest.raises(Exception):
         profile.fine_tuning.train_sizes = (9,)  # type: ignore[misc]
 
@@ -161,3 +161,16 @@ def test_federated_settings_are_consistent():
         assert 8 <= f.resolution <= 28 and 0 < f.target_accuracy < 1, name
         assert list(f.prox_mus) == sorted(set(f.prox_mus)) and min(f.prox_mus) > 0, name
         assert list(f.noise_multipliers) == sorted(set(f.noise_multipliers)), name
+
+
+def test_learnstrat_seed_shifts_every_seed(monkeypatch):
+    base = get_profile("default", seed=0)
+    monkeypatch.setenv("LEARNSTRAT_SEED", "2")
+    shifted = get_profile("default")
+    assert shifted.seed == 2 and base.seed == 0
+    assert shifted.transfer.seeds == tuple(s + 2 for s in base.transfer.seeds)
+    assert shifted.multitask.seed == base.multitask.seed + 2
+    assert shifted.fine_tuning.train_sizes == base.fine_tuning.train_sizes   # only seeds move
+    monkeypatch.setenv("LEARNSTRAT_SEED", "two")
+    with pytest.raises(ValueError, match="LEARNSTRAT_SEED must be a whole number"):
+        get_profile("default")

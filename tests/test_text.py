@@ -17,7 +17,7 @@ def encoder():
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("HF_DATASETS_OFFLINE", "1")
         mp.delenv("LEARNSTRAT_MODEL_DIR", raising=False)
-        return text._load_sentence_encoder(assets.resolve_minilm(), "cpu")
+        return text._load_sentence_encoder(assets.resolve_text_model(), "cpu")
 
 
 def test_mean_pool_ignores_padding():
@@ -125,7 +125,7 @@ def test_embed_texts_cached_computes_once_then_reads(monkeypatch, tmp_path, enco
 
     monkeypatch.setattr(text, "_load_sentence_encoder", fake_load)
     first = embed_texts_cached(SENTENCES, show_progress=False)
-    assert loads == [assets.resolve_minilm()]
+    assert loads == [assets.resolve_text_model()]
     files = list((tmp_path / "features").glob("*.pt"))
     assert len(files) == 1 and not list((tmp_path / "features").glob("*.tmp"))
 
