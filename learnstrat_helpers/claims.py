@@ -127,10 +127,34 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
 
 
-def check_claims(claims: list[Claim], results=None, enforce: bool = True) -> str:
-    """Print the claims table, write the claims into ``results`` (a :class:`~learnstrat_helpers.results.Results`)
-    under ``"claims"``, and raise :class:`ClaimMismatch` naming every claim whose verdict differs from the
-    expected one. ``enforce=False`` (the ``quick`` profile, too small to decide anything) prints without raising.
+def _plot_claims(claims: list[Claim]) -> None:
+    """One row per claim, each on its own scale (claims differ in units): the 95% interval and the value,
+    shifted by the margin and signed so that right of the line always means "on the claim's side"."""
+    import matplotlib.pyplot as plt
+
+    colours = {"supported": "#1b9e77", "contradicted": "#d95f02", "inconclusive": "#7f7f7f"}
+    fig, axes = plt.subplots(len(claims), 1, figsize=(7, 0.62 * len(claims) + 0.9), squeeze=False)
+    for ax, c in zip(axes[:, 0], claims):
+        sign = 1 if c.higher_supports else -1
+        low, high = sorted((sign * (c.ci_low - c.threshold), sign * (c.ci_high - c.threshold)))
+        ax.plot([low, high], [0, 0], color=colours[c.verdict], lw=6, solid_capstyle="butt")
+        ax.plot(sign * (c.value - c.threshold), 0, "o", color="black", ms=4)
+        ax.axvline(0, color="black", lw=1)
+        reach = max(abs(low), abs(high), 1e-9) * 1.15
+        ax.set_xlim(-reach, reach)
+        ax.set_yticks([])
+        ax.set_title(f"{c.statement[:70]}{'...' if len(c.statement) > 70 else ''}: {c.verdict}", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+    axes[-1, 0].set_xlabel("value minus margin (right of 0: the claim's side); bar: 95% interval", fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: bool = True) -> str:
+    """Print the claims table and plot each claim's interval against its margin, write the claims into
+    ``results`` (a :class:`~learnstrat_helpers.results.Results`) under ``"claims"``, and raise
+    :class:`ClaimMismatch` naming every claim whose verdict differs from the expected one. ``enforce=False``
+    (the ``quick`` profile, too small to decide anything) prints without raising.
 
     Explained in 01, section "Claims vs evidence: how a claim is decided".
     """
@@ -140,6 +164,8 @@ def check_claims(claims: list[Claim], results=None, enforce: bool = True) -> str
             f"{c.strategy}, {c.side}: {c.statement}\n    {c.evidence}" for c in claims]
     table = "\n".join(rows)
     print(table)
+    if plot:
+        _plot_claims(claims)
     if results is not None:
         results.record_claims([c.as_dict() for c in claims])
     wrong = [c for c in claims if c.verdict != c.expected]
