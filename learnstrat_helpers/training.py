@@ -1,10 +1,6 @@
-"""The one training loop of the course, and what every loop needs: seeds, progress bars, length-grouped
-batches, a warm-up schedule, moving batches to the model's device, and handing memory back.
-
-The notebooks write the *step* (forward, loss, backward, clip, optimizer step): that is what they teach.
-:func:`fit` is the loop around it: it moves each batch to the model's device, times and logs the step,
-shows a progress bar, evaluates, and can stop early. Federated simulation trains many clients in lockstep
-and has its own loop (``federated.simulate``).
+"""The one training loop of the course and what every loop needs. The notebooks write the *step* (forward,
+loss, backward, optimizer step): that is what they teach; :func:`fit` is the loop around it (device, logging,
+progress bar, evaluation, early stopping). Federated simulation has its own lockstep loop (``federated.simulate``).
 
 Explained in 01, section "Vision: where transfer stops paying", and in 02, section "Fine-tuning: the whole
 encoder learns".
@@ -29,10 +25,7 @@ from tqdm.auto import tqdm
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch so a run can be repeated.
-
-    Explained in 01, section "Set-up: run profiles".
-    """
+    """Seed Python, NumPy and torch so a run can be repeated. Explained in 01, section "Set-up: run profiles"."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -63,10 +56,9 @@ def model_device(model: nn.Module) -> torch.device:
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool = True,
                            group_by_length: bool = True, seed: int = 0, chunk_batches: int = 50,
                            max_tokens: int | None = None) -> list[list[int]]:
-    """Index batches for one epoch. Grouped by length (the default): shuffle, sort within chunks of
-    ``chunk_batches`` batches, shuffle the batches, so a batch holds texts of similar length (little padding)
-    and the epoch stays random; without ``shuffle``, simply sorted by length. With ``max_tokens`` a batch of
-    long texts is split so that texts x longest length stays within it (caps peak memory).
+    """Index batches for one epoch: shuffle, sort within chunks of ``chunk_batches`` batches, shuffle the
+    batches (texts of similar length share a batch, the epoch stays random); without ``shuffle``, sorted by
+    length. ``max_tokens`` splits a batch so that texts x longest length stays within it (caps memory).
 
     Explained in 02, section "Mechanics: dynamic padding and length-grouped batches".
     """
@@ -92,10 +84,8 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: 
 
 
 def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
-    """Learning rate rising linearly from 0 over ``warmup_steps``, then falling linearly to 0 at ``total_steps``.
-
-    Explained in 02, section "Mechanics: warm-up, layer-wise decay, clipping".
-    """
+    """Learning rate rising linearly over ``warmup_steps``, then falling linearly to 0 at ``total_steps``.
+    Explained in 02, section "Mechanics: warm-up, layer-wise decay, clipping"."""
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
         raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got {warmup_steps}, {total_steps}.")
 
@@ -109,11 +99,9 @@ def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
 
 @dataclass
 class History:
-    """What :func:`fit` saw: per step the values the step returned (``logs``) and its seconds; per
-    evaluation the step, epoch and metrics (``evals``); per epoch its seconds; the restored ``best_epoch``.
-
-    Explained in 02, section "Fine-tuning: the whole encoder learns".
-    """
+    """What :func:`fit` saw: per step the step's logged values and seconds; per evaluation the step, epoch and
+    metrics; per epoch its seconds; the restored ``best_epoch``. Explained in 02, section "Fine-tuning: the
+    whole encoder learns"."""
 
     logs: list[dict] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
@@ -200,11 +188,8 @@ def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: C
 
 
 def release_memory() -> None:
-    """Collect garbage, empty the GPU cache, and hand freed memory back to the operating system (glibc
-    ``malloc_trim``), so that runs one after another don't ratchet the process's memory up.
-
-    Explained in 02, section "Fine-tuning: the whole encoder learns".
-    """
+    """Collect garbage, empty the GPU cache and hand freed memory back to the OS (glibc ``malloc_trim``), so runs
+    one after another don't ratchet memory up. Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -215,13 +200,9 @@ def release_memory() -> None:
 
 
 def limit_memory_growth(mmap_threshold_mb: int = 2) -> bool:
-    """Ask glibc to give every allocation above ``mmap_threshold_mb`` its own memory map, returned to the
-    operating system the moment it is freed: training with dynamic padding allocates tensors of a new shape
-    at every step, and glibc's default heap fragments (~100 MB more per model trained). Returns False where
-    it cannot apply (not glibc: macOS, Windows).
-
-    Explained in 02, section "Recap / imports".
-    """
+    """Give every allocation above ``mmap_threshold_mb`` its own memory map, returned to the OS when freed:
+    dynamic padding allocates new shapes every step and glibc's heap fragments (~100 MB per model trained).
+    False where it cannot apply (not glibc). Explained in 02, section "Recap / imports"."""
     if mmap_threshold_mb < 0:
         raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
     try:
