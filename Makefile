@@ -32,11 +32,12 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup course test lab clean-build lowest-versions
+.PHONY: help setup course site test lab clean-build lowest-versions
 
 help:
 	@echo "make course   run every notebook headless (default profile) -> build/ (notebooks, HTML, results,"
 	@echo "              benchmarks.md; COURSE_ARGS=--update-committed-table also rewrites benchmarks/README.md)"
+	@echo "make site     the course site build/site/ from build/ (make course does it), checked in chromium"
 	@echo "make test     unit tests (quick profile) + every notebook under nbval (default profile)"
 	@echo "make lab      open the notebooks in JupyterLab"
 	@echo "make lowest-versions  the notebooks (quick) with the lowest versions pyproject allows (LOWEST_ARGS=--newest)"
@@ -78,6 +79,13 @@ fashion-mnist:
 # The table goes to build/benchmarks.md; COURSE_ARGS=--update-committed-table rewrites benchmarks/README.md.
 course: setup
 	LEARNSTRAT_PROFILE=default $(PY) benchmarks/run_course.py $(COURSE_ARGS) $(NOTEBOOKS)
+	$(MAKE) --no-print-directory site
+
+# The course site from what `make course` wrote: build/site/ (Sphinx + myst-nb), then every page opened in
+# headless chromium (apt-get install chromium chromium-driver); screenshots in build/site-screenshots/.
+site: setup
+	$(PY) scripts/build_site.py
+	$(PY) scripts/check_site.py
 
 test: setup
 	LEARNSTRAT_PROFILE=default LEARNSTRAT_PROGRESS=0 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \

@@ -1,0 +1,129 @@
+"""Build the course site: build/site/ (HTML, offline) from the executed notebooks of `make course`.
+
+Stages site/*.md and site/conf.py with build/notebooks/*.ipynb (the executed notebooks; the stripped ones
+from notebooks/ when `make course` has not run, so the site's structure can still be tested) and pages made
+from build/results/*.json (notebook times, the claims table, the strategy guide) and build/benchmarks.md into
+build/site-src/, then runs Sphinx (myst-nb renders the notebooks' stored outputs, nothing is executed; the furo
+theme ships its assets, so no network is needed). Usage: python scripts/build_site.py [--out DIR] [--build DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TITLES = {"01_transfer_learning": "Transfer learning", "02_bert_fine_tuning": "Fine-tuning BERT",
+          "03_multitask_ner_re": "Multitask learning: joint NER and relations",
+          "04_federated_learning": "Federated learning"}
+
+
+def slug(heading: str) -> str:
+    """The anchor MyST gives a heading (myst_heading_anchors)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def load_results(build: Path) -> dict[str, dict]:
+    return {stem: json.loads(f.read_text()) for stem in TITLES if (f := build / "results" / f"{stem}.json").is_file()}
+
+
+def claim_line(stem: str, c: dict) -> str:
+    where = f"[{stem[:2]}]({stem}.ipynb{'#' + slug(c['section']) if c.get('section') else ''})"
+    mismatch = "" if c["verdict"] == c["expected"] else f" (the notebook teaches **{c['expected']}**)"
+    need = ">" if c["higher_supports"] else "<"
+    return (f"**{c['verdict']}**{mismatch}: {c['statement']}. {c['metric']} {c['value']:+.3f} "
+            f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], needs {need} {c['threshold']:+.3f} ({where})")
+
+
+def claims_of(results: dict[str, dict], strategy: str, side: str) -> list[str]:
+    return [claim_line(stem, c) for stem, r in results.items() for c in r.get("claims", [])
+            if c["strategy"] == strategy and c["side"] == side]
+
+
+def notebooks_table(results: dict[str, dict]) -> str:
+    rows = ["| # | notebook | time (s) | peak memory (MB) | claims as expected |", "|---|---|---:|---:|---:|"]
+    for stem, title in TITLES.items():
+        r = results.get(stem, {})
+        claims = r.get("claims", [])
+        ok = f"{sum(c['verdict'] == c['expected'] for c in claims)}/{len(claims)}" if claims else "not run"
+        wall, rss = (f"{r[k]:.0f}" if k in r else "not run" for k in ("wall_s", "peak_rss_mb"))
+        rows.append(f"| {stem[:2]} | [{title}]({stem}.ipynb) | {wall} | {rss} | {ok} |")
+    return "\n".join(rows)
+
+
+def claims_table(results: dict[str, dict]) -> str:
+    rows = ["| strategy | strength | limitation |", "|---|---|---|"]
+    for strategy in ("transfer learning", "fine-tuning", "multitask learning", "federated learning"):
+        cells = ("<br>".join(claims_of(results, strategy, side)) or "not run yet: `make course`"
+                 for side in ("strength", "limitation"))
+        rows.append(f"| {strategy} | {' | '.join(cells)} |")
+    return "\n".join(rows)
+
+
+def fill_guide(text: str, results: dict[str, dict]) -> str:
+    def factor(match: re.Match) -> str:
+        lines = [f"- *{pair.strip()}*: {line}" for pair in match.group(1).split(",")
+                 for line in claims_of(results, *pair.strip().split("/"))]
+        return "\n".join(lines) or "*(no claims recorded yet: run `make course`)*"
+    return re.sub(r"<!-- FACTOR: (.*?) -->", factor, text)
+
+
+def offline_badges(notebook: Path) -> None:
+    """Badge images live on colab.research.google.com and mybinder.org; the site shows them as plain links, so
+    every page loads with no network."""
+    text = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]\(([^)]*)\)", r"[\1](\2)", notebook.read_text())
+    notebook.write_text(text)
+
+
+def stage(build: Path, src: Path) -> Path:
+    if src.exists():
+        shutil.rmtree(src)   # build/site-src is this script's own output
+    shutil.copytree(ROOT / "site", src)
+    results = load_results(build)
+    for stem in TITLES:
+        executed = build / "notebooks" / f"{stem}.ipynb"
+        shutil.copy(executed if executed.is_file() else ROOT / "notebooks" / f"{stem}.ipynb", src / f"{stem}.ipynb")
+        offline_badges(src / f"{stem}.ipynb")
+    profile = next((r.get("profile") for r in results.values()), None) or "(not run yet)"
+    table = build / "benchmarks.md"
+    benchmarks = table.read_text() if table.is_file() else (ROOT / "benchmarks" / "README.md").read_text()
+    machine = next((line.split(":", 1)[1].strip() for line in benchmarks.splitlines() if line.startswith("- Machine:")),
+                   "the machine in the benchmarks table")
+    index = (src / "index.md").read_text()
+    for marker, value in {"PROFILE": profile, "MACHINE": machine, "NOTEBOOKS": notebooks_table(results),
+                          "CLAIMS": claims_table(results)}.items():
+        index = index.replace(f"<!-- {marker} -->", value)
+    (src / "index.md").write_text(index)
+    (src / "which_strategy.md").write_text(fill_guide((src / "which_strategy.md").read_text(), results))
+    (src / "benchmarks.md").write_text(benchmarks)
+    return src
+
+
+def build_site(build: Path, out: Path, src: Path | None = None) -> int:
+    """Stage and build; Sphinx's exit status (warnings count as errors: a broken cross-reference fails)."""
+    src = stage(build, src or build / "site-src")
+    return subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-E",
+                           str(src), str(out)]).returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", type=Path, default=ROOT / "build", help="where make course wrote its outputs")
+    parser.add_argument("--out", type=Path, default=None, help="site folder (default: <build>/site)")
+    args = parser.parse_args()
+    out = args.out or args.build / "site"
+    if build_site(args.build, out):
+        print(f"site build failed (warnings are errors): see above; sources in {args.build / 'site-src'}",
+              file=sys.stderr)
+        return 1
+    print(f"site in {out}/index.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
