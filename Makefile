@@ -32,11 +32,12 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup course site test lab clean-build lowest-versions
+.PHONY: help setup check course site test lab clean-build lowest-versions
 
 help:
 	@echo "make course   run every notebook headless (default profile) -> build/ (notebooks, HTML, results,"
 	@echo "              benchmarks.md; COURSE_ARGS=--update-committed-table also rewrites benchmarks/README.md)"
+	@echo "make check    pre-flight for a workshop: packages, models, data, memory, estimated time per notebook"
 	@echo "make site     the course site build/site/ from build/ (make course does it), checked in chromium"
 	@echo "make test     unit tests (quick profile) + every notebook under nbval (default profile)"
 	@echo "make lab      open the notebooks in JupyterLab"
@@ -80,6 +81,10 @@ fashion-mnist:
 course: setup
 	LEARNSTRAT_PROFILE=default $(PY) benchmarks/run_course.py $(COURSE_ARGS) $(NOTEBOOKS)
 	$(MAKE) --no-print-directory site
+
+# A workshop pre-flight (<= 30 s): packages, models and data, memory, and this machine's time per notebook.
+check: setup
+	$(PY) scripts/preflight.py
 
 # The course site from what `make course` wrote: build/site/ (Sphinx + myst-nb), then every page opened in
 # headless chromium (apt-get install chromium chromium-driver); screenshots in build/site-screenshots/.
