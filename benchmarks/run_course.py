@@ -207,9 +207,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     parser.add_argument("--enforce-budgets", action="store_true", help="exit 1 when a notebook is over budget")
     parser.add_argument("--no-table", action="store_true", help="write no table at all")
+    parser.add_argument("--build", type=Path, default=None, help="output folder (default: build/)")
     parser.add_argument("--update-committed-table", action="store_true",
                         help="write the table to the committed benchmarks/README.md (default: build/benchmarks.md)")
     args = parser.parse_args()
+    global BUILD
+    BUILD = (args.build or BUILD).resolve()
     profile = os.environ.setdefault("LEARNSTRAT_PROFILE", "default")
     paths = [Path(p).resolve() for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if not paths:

@@ -73,6 +73,39 @@ def fill_guide(text: str, results: dict[str, dict]) -> str:
     return re.sub(r"<!-- FACTOR: (.*?) -->", factor, text)
 
 
+def section_times(notebook: Path) -> list[tuple[str, float]]:
+    """(level-2 heading, seconds its code cells took) from the run's cell timestamps (nbclient records them)."""
+    from datetime import datetime
+
+    sections, current = [], ["(before the first section)", 0.0]
+    for cell in json.loads(notebook.read_text())["cells"]:
+        heading = re.search(r"^## (.+)$", "".join(cell["source"]), flags=re.M) if cell["cell_type"] == "markdown" else None
+        if heading:
+            sections.append(tuple(current))
+            current = [heading.group(1).strip(), 0.0]
+        times = cell.get("metadata", {}).get("execution", {})
+        if "iopub.status.busy" in times and "iopub.status.idle" in times:
+            began, ended = (datetime.fromisoformat(times[k].replace("Z", "+00:00"))
+                            for k in ("iopub.status.busy", "iopub.status.idle"))
+            current[1] += (ended - began).total_seconds()
+    return [(h, t) for h, t in sections + [tuple(current)] if t > 0 or h != "(before the first section)"]
+
+
+def sections_page(build: Path) -> str:
+    lines = ["# Time per section", "", "Seconds each section's code took in the run these pages show (from the cell",
+             "timestamps of the executed notebooks), for planning a session: see also the facilitator's guide.", ""]
+    for stem, title in TITLES.items():
+        executed = build / "notebooks" / f"{stem}.ipynb"
+        lines += [f"## {stem[:2]} {title}", ""]
+        if not executed.is_file():
+            lines += ["Not run yet: `make course`.", ""]
+            continue
+        rows = section_times(executed)
+        lines += ["| section | seconds |", "|---|---:|"] + [f"| {h} | {t:.0f} |" for h, t in rows]
+        lines += [f"| **total** | **{sum(t for _, t in rows):.0f}** |", ""]
+    return "\n".join(lines)
+
+
 def offline_badges(notebook: Path) -> None:
     """Badge images live on colab.research.google.com and mybinder.org; the site shows them as plain links, so
     every page loads with no network."""
@@ -101,6 +134,7 @@ def stage(build: Path, src: Path) -> Path:
     (src / "index.md").write_text(index)
     (src / "which_strategy.md").write_text(fill_guide((src / "which_strategy.md").read_text(), results))
     (src / "benchmarks.md").write_text(benchmarks)
+    (src / "sections.md").write_text(sections_page(build))
     return src
 
 

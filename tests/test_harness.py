@@ -104,3 +104,17 @@ def test_update_committed_table_rewrites_it_when_asked(monkeypatch, tmp_path):
 def test_the_committed_table_is_where_the_harness_writes_it():
     assert run_course.COMMITTED_TABLE == ROOT / "benchmarks" / "README.md"
     assert run_course.COMMITTED_TABLE.is_file()
+
+
+def test_seeds_table_flags_a_verdict_that_moves_with_the_seed():
+    spec = importlib.util.spec_from_file_location("run_seeds", ROOT / "benchmarks" / "run_seeds.py")
+    run_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_seeds)
+    good = _claim("fine-tuning", "strength", "full FT beats frozen", "supported", "supported")
+    moved = {**good, "verdict": "inconclusive", "ci_low": -0.01}
+    by_seed = {0: {"02_bert_fine_tuning": {"acc": 0.80, "claims": [good]}},
+               1: {"02_bert_fine_tuning": {"acc": 0.84, "claims": [moved]}}}
+    text, mismatches = run_seeds.table(by_seed)
+    assert mismatches == 1
+    assert "| 02 | full FT beats frozen | supported | supported +0.050 [+0.020, +0.080] | inconclusive **(differs)**" in text
+    assert "| 02 | `acc` | 0.800 | 0.840 | 0.800 | 0.840 |" in text

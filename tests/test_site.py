@@ -27,7 +27,7 @@ def test_the_site_builds_and_every_page_loads_in_chromium(tmp_path):
     # The executed notebooks of `make course` when it has run, else the stripped ones: the structure is the same.
     assert build_site.build_site(ROOT / "build", tmp_path / "site", tmp_path / "src") == 0
     pages = {p.name for p in check_site.pages_of(tmp_path / "site")}
-    assert {"index.html", "which_strategy.html", "benchmarks.html", "glossary.html"} <= pages
+    assert {"index.html", "which_strategy.html", "benchmarks.html", "glossary.html", "sections.html"} <= pages
     assert {f"{stem}.html" for stem in build_site.TITLES} <= pages
     shots = ROOT / "build" / "site-screenshots"
     assert check_site.check_site(tmp_path / "site", shots) == []
@@ -70,3 +70,15 @@ def test_the_front_page_carries_the_claims_and_the_measured_times(tmp_path):
     assert "*fine-tuning/strength*: **supported**: full FT beats frozen" in guide
     assert "<!--" not in index and "<!--" not in guide
     assert "colab-badge.svg" not in (src / "01_transfer_learning.ipynb").read_text()   # no remote images
+
+
+def test_section_times_add_up_each_sections_cells(tmp_path):
+    def code(busy, idle):
+        return {"cell_type": "code", "source": "x", "metadata": {"execution": {
+            "iopub.status.busy": f"2026-01-01T00:00:{busy:02d}.000000Z", "iopub.status.idle": f"2026-01-01T00:00:{idle:02d}.000000Z"}}}
+    cells = [{"cell_type": "markdown", "source": "# Title", "metadata": {}}, code(0, 2),
+             {"cell_type": "markdown", "source": ["## Data\n", "text"], "metadata": {}}, code(2, 5), code(5, 15),
+             {"cell_type": "markdown", "source": "## Claims", "metadata": {}}, code(15, 16)]
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert build_site.section_times(notebook) == [("(before the first section)", 2.0), ("Data", 13.0), ("Claims", 1.0)]
