@@ -135,6 +135,14 @@ def stage(build: Path, src: Path) -> Path:
     (src / "which_strategy.md").write_text(fill_guide((src / "which_strategy.md").read_text(), results))
     (src / "benchmarks.md").write_text(benchmarks)
     (src / "sections.md").write_text(sections_page(build))
+    seeds = next((f for f in (build / "seeds.md", ROOT / "benchmarks" / "SEEDS.md") if f.is_file()), None)
+    (src / "seeds.md").write_text(seeds.read_text() if seeds else
+                                  "# Verdicts across seeds\n\nNot run yet: `python benchmarks/run_seeds.py`.\n")
+    guide = (ROOT / "FACILITATOR.md").read_text()
+    for page, target in {"benchmarks/README.md": "benchmarks.md", "benchmarks/SEEDS.md": "seeds.md"}.items():
+        guide = guide.replace(f"]({page})", f"]({target})")
+    (src / "facilitator.md").write_text(guide.replace("`build/site/sections.html` after `make course`",
+                                                      "[Time per section](sections.md)"))
     return src
 
 

@@ -27,7 +27,8 @@ def test_the_site_builds_and_every_page_loads_in_chromium(tmp_path):
     # The executed notebooks of `make course` when it has run, else the stripped ones: the structure is the same.
     assert build_site.build_site(ROOT / "build", tmp_path / "site", tmp_path / "src") == 0
     pages = {p.name for p in check_site.pages_of(tmp_path / "site")}
-    assert {"index.html", "which_strategy.html", "benchmarks.html", "glossary.html", "sections.html"} <= pages
+    assert {"index.html", "which_strategy.html", "benchmarks.html", "glossary.html", "sections.html", "seeds.html",
+            "facilitator.html"} <= pages
     assert {f"{stem}.html" for stem in build_site.TITLES} <= pages
     shots = ROOT / "build" / "site-screenshots"
     assert check_site.check_site(tmp_path / "site", shots) == []
