@@ -48,12 +48,9 @@ class Claim:
             raise ValueError(f"claim {self.statement!r}: {', '.join(bad)} must be finite numbers.")
         if self.ci_low > self.ci_high:
             raise ValueError(f"claim {self.statement!r}: ci_low {self.ci_low} is above ci_high {self.ci_high}.")
-        if self.expected not in _VERDICTS:
-            raise ValueError(f"claim {self.statement!r}: expected must be one of {_VERDICTS}, got {self.expected!r}.")
-        if self.strategy not in _STRATEGIES:
-            raise ValueError(f"claim {self.statement!r}: strategy must be one of {_STRATEGIES}, got {self.strategy!r}.")
-        if self.side not in _SIDES:
-            raise ValueError(f"claim {self.statement!r}: side must be one of {_SIDES}, got {self.side!r}.")
+        for name, allowed in (("expected", _VERDICTS), ("strategy", _STRATEGIES), ("side", _SIDES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"claim {self.statement!r}: {name} must be one of {allowed}, got {getattr(self, name)!r}.")
 
     @property
     def verdict(self) -> str:
