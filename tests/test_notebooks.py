@@ -74,3 +74,13 @@ def test_no_star_imports_or_hidden_globals(notebook):
     path, nb = notebook
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "import *" not in code
+
+
+def test_01_teaches_how_a_claim_is_decided_and_how_settings_were_chosen():
+    # claims.py's docstrings point learners to this section; every setting's split is stated in the note.
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("#")]
+    assert "## Claims vs evidence: how a claim is decided" in headings
+    assert "### How these settings were chosen" in headings
+    claims_code = next(c.source for c in nb.cells if c.cell_type == "code" and "check_claims(" in c.source)
+    assert "check_claims(claims, results, enforce=profile.name != \"quick\")" in claims_code
