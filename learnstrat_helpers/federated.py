@@ -200,7 +200,7 @@ class SimSettings:
     straggler_prob: float = 0.0           # a sampled client does only straggler_work of its local steps
     straggler_work: float = 0.5
     clip_norm: float | None = None        # DP: each client's update clipped to this norm ...
-    noise_multiplier: float = 0.0         # ... and Gaussian noise of this times clip_norm on the sum
+    noise_multiplier: float = 0.0         # ... and Gaussian noise of this times the weighted mean's sensitivity
     seed: int = 0
 
     def __post_init__(self):
@@ -366,7 +366,7 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
         if weights.sum() > 0:   # every sampled client dropped: the global model stays as it was
             mean = {k: (u * _per_client(weights / weights.sum(), u)).sum(0) for k, u in updates.items()}
             if s.noise_multiplier > 0:
-                noise = transport.gaussian_noise(mean, s.noise_multiplier, s.clip_norm, int(arrived.sum()), noise_gen)
+                noise = transport.gaussian_noise(mean, s.noise_multiplier, s.clip_norm, weights[weights > 0].cpu(), noise_gen)
                 mean = {k: mean[k] + noise[k] for k in mean}
             glob = {k: glob[k] + mean[k] for k in glob}
         if not all(torch.isfinite(v).all() for v in glob.values()):
