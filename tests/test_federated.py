@@ -201,7 +201,8 @@ def test_clipping_bounds_each_clients_norm():
 
 
 def test_gaussian_noise_has_the_calibrated_spread():
-    noise = transport.gaussian_noise({"w": torch.zeros(200, 100)}, 2.0, 0.5, [1.0] * 10, torch.Generator().manual_seed(0))
+    noise = transport.gaussian_noise({"w": torch.zeros(200, 100)}, 2.0, 0.5, [1.0] * 10,
+                                     torch.Generator().manual_seed(0))
     assert noise["w"].std().item() == pytest.approx(2.0 * 0.5 / 10, rel=0.05)   # equal weights: C / n
     with pytest.raises(ValueError, match="noise_multiplier"):
         transport.gaussian_noise({"w": torch.zeros(3)}, -1.0, 0.5, [1.0], torch.Generator())
