@@ -188,20 +188,18 @@ class SimSettings:
     def __post_init__(self):
         rules = [("fraction", 0 < self.fraction <= 1, "a fraction in (0, 1]"), ("lr", self.lr > 0, "> 0"),
                  ("straggler_work", not self.straggler_prob or 0 < self.straggler_work <= 1, "a fraction in (0, 1]"),
-                 ("drop_prob", 0 <= self.drop_prob < 1, "in [0, 1)"),
-                 ("straggler_prob", 0 <= self.straggler_prob < 1, "in [0, 1)"),
-                 ("rounds", self.rounds >= 1, ">= 1"), ("epochs", self.epochs >= 1, ">= 1"),
+                 ("drop_prob", 0 <= self.drop_prob < 1, "in [0, 1)"), ("rounds", self.rounds >= 1, ">= 1"),
+                 ("straggler_prob", 0 <= self.straggler_prob < 1, "in [0, 1)"), ("epochs", self.epochs >= 1, ">= 1"),
                  ("batch_size", self.batch_size is None or self.batch_size >= 1, ">= 1 (or None: FedSGD)"),
                  ("mu", 0 <= self.mu < math.inf, "a non-negative number"),
-                 ("clip_norm", self.clip_norm is None or 0 < self.clip_norm < math.inf, "positive (or None)"),
-                 ("noise_multiplier", 0 <= self.noise_multiplier < math.inf, ">= 0")]
+                 ("noise_multiplier", 0 <= self.noise_multiplier < math.inf, ">= 0"),
+                 ("clip_norm", self.clip_norm is None or 0 < self.clip_norm < math.inf, "positive (or None)")]
         for name, ok, rule in rules:
             if not ok:
                 raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
         transport.compress({}, self.compression, self.topk_fraction)   # checks the method and the fraction
         if self.noise_multiplier > 0 and self.clip_norm is None:
-            raise ValueError("noise_multiplier > 0 needs clip_norm: the noise is scaled to the clipping norm, "
-                             "so without clipping it would silently add nothing.")
+            raise ValueError("noise_multiplier > 0 needs clip_norm: without clipping one update is unbounded.")
 
 
 @dataclass
