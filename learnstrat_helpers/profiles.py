@@ -95,6 +95,8 @@ class _FederatedSettings:
     target_accuracy: float                   # for rounds-to-target and megabytes-to-target
     prox_mus: tuple[float, ...]              # FedProx sweep
     noise_multipliers: tuple[float, ...]     # DP noise sweep (with clipping)
+    bank_folds: int                          # cross-validation folds over the loans (the banks' intervals)
+    seeds: tuple[int, ...]                   # simulator seeds: the intervals of Part 2's claims
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ _PROFILES = {
         federated=_FederatedSettings(
             bank_rounds=2, bank_local_epochs=1, train_per_class=100, test_per_class=50, resolution=14, hidden=16,
             n_clients=20, fraction=0.25, rounds=4, short_rounds=3, batch_size=25, central_epochs=1,
-            target_accuracy=0.5, prox_mus=(0.1,), noise_multipliers=(1.0,),
+            target_accuracy=0.5, prox_mus=(0.1,), noise_multipliers=(1.0,), bank_folds=2, seeds=(0, 1),
         ),
     ),
     "default": Profile(
@@ -148,7 +150,8 @@ _PROFILES = {
         federated=_FederatedSettings(
             bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
             n_clients=100, fraction=0.1, rounds=50, short_rounds=25, batch_size=50, central_epochs=5,
-            target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0),
+            target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0), bank_folds=5,
+            seeds=(0, 1, 2, 3, 4),
         ),
         multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
@@ -181,6 +184,7 @@ _PROFILES = {
             bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,
             n_clients=100, fraction=0.1, rounds=200, short_rounds=100, batch_size=50, central_epochs=10,
             target_accuracy=0.85, prox_mus=(0.001, 0.01, 0.1, 1.0), noise_multipliers=(0.25, 0.5, 1.0, 2.0),
+            bank_folds=10, seeds=tuple(range(10)),
         ),
     ),
 }

@@ -1,9 +1,7 @@
 """What travels from the clients to the server, and what is done to it on the way: compression (8-bit,
 top-k) with the bytes it takes, and differential privacy's clipping of each update and noise on the average.
 Updates are dicts of tensors with one row per client: ``{name: [clients, *parameter shape]}``.
-
-Explained in 04, section "Communication: bytes per round and megabytes to the target".
-"""
+Explained in 04, section "Communication: bytes per round and megabytes to the target"."""
 
 from __future__ import annotations
 
@@ -35,9 +33,7 @@ def compress(updates: dict[str, torch.Tensor], method: str = "float32",
     """The updates as the server decodes them, and the bytes one client sends: "float32" (4 per value),
     "8bit" (1 per value, plus 4 for each tensor's minimum and 4 for its step) or "topk" (the ``topk_fraction``
     largest changes of each tensor, each as a 4-byte value and a 4-byte index).
-
-    Explained in 04, section "Communication: bytes per round and megabytes to the target".
-    """
+    Explained in 04, section "Communication: bytes per round and megabytes to the target"."""
     sizes = [math.prod(u.shape[1:]) for u in updates.values()]
     if method == "float32":
         return updates, 4 * sum(sizes)
@@ -53,9 +49,7 @@ def compress(updates: dict[str, torch.Tensor], method: str = "float32",
 
 def clip_updates(updates: dict[str, torch.Tensor], clip_norm: float) -> dict[str, torch.Tensor]:
     """Each client's whole update (all its tensors) scaled down to an L2 norm of at most ``clip_norm``.
-
-    Explained in 04, section "Privacy beyond keeping the data home".
-    """
+    Explained in 04, section "Privacy beyond keeping the data home"."""
     if not (math.isfinite(clip_norm) and clip_norm > 0):
         raise ValueError(f"clip_norm must be positive, got {clip_norm!r}.")
     norms = torch.sqrt(sum(u.reshape(u.shape[0], -1).pow(2).sum(1) for u in updates.values()))
@@ -63,14 +57,19 @@ def clip_updates(updates: dict[str, torch.Tensor], clip_norm: float) -> dict[str
     return {k: u * scale.view(-1, *[1] * (u.ndim - 1)) for k, u in updates.items()}
 
 
-def gaussian_noise(mean_update: dict[str, torch.Tensor], noise_multiplier: float, clip_norm: float,
-                   n_clients: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Noise for the average of ``n_clients`` clipped updates (DP-FedAvg): std ``noise_multiplier *
-    clip_norm / n_clients`` (``noise_multiplier * clip_norm`` on the sum); drawn on the CPU, then moved.
-
-    Explained in 04, section "Privacy beyond keeping the data home".
-    """
+def gaussian_noise(mean_update: dict[str, torch.Tensor], noise_multiplier: float, clip_norm: float | None,
+                   weights, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Noise for the weighted average ``sum_k w_k u_k / sum_k w_k`` of clipped updates (DP-FedAvg), calibrated
+    to that average's sensitivity: one client changes it by at most ``clip_norm * max(w) / sum(w)`` (``clip_norm
+    / n`` for equal weights), so the std is ``noise_multiplier`` times that. Drawn on the CPU, then moved.
+    Explained in 04, section "Privacy beyond keeping the data home"."""
     if not (math.isfinite(noise_multiplier) and noise_multiplier >= 0):
         raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}.")
-    std = noise_multiplier * clip_norm / max(n_clients, 1)
+    if clip_norm is None or not (math.isfinite(clip_norm) and clip_norm > 0):
+        raise ValueError(f"noise needs a positive clip_norm (got {clip_norm!r}): without clipping one client's "
+                         "update is unbounded, and no amount of noise hides it.")
+    w = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if len(w) == 0 or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {w.tolist()}.")
+    std = noise_multiplier * clip_norm * float(w.max() / w.sum())
     return {k: (torch.randn(v.shape, generator=generator) * std).to(v.device) for k, v in mean_update.items()}

