@@ -42,6 +42,7 @@ class _FineTuningSettings:
     small_lr: float                          # peak learning rate at the multi-seed sizes
     val_size: int | None                     # None: the whole 872-sentence validation split
     curve_val_size: int                      # validation sentences evaluated after each epoch of the overfitting demo
+    dev_size: int                            # SST-2 train sentences held out as the development split (choices)
     text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
     max_length: int                          # tokens kept per sentence
     batch_size: int
@@ -116,7 +117,7 @@ _PROFILES = {
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, small_batch_size=8,
-            small_lr=2e-4, val_size=48, curve_val_size=24, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=2,
+            small_lr=2e-4, val_size=48, curve_val_size=24, dev_size=32, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=2,
         ),
         multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=48, batch_size=8, train_sentences=48, eval_sentences=32,
@@ -141,7 +142,7 @@ _PROFILES = {
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 6000), multi_seed_sizes=400, small_epochs=6,
             small_batch_size=16, small_lr=2e-4,
-            val_size=None, curve_val_size=128, text_model_hub_id=None, max_length=64, batch_size=32,
+            val_size=None, curve_val_size=128, dev_size=500, text_model_hub_id=None, max_length=64, batch_size=32,
             throughput_steps=3,
         ),
         federated=_FederatedSettings(
@@ -166,7 +167,7 @@ _PROFILES = {
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
-            small_epochs=10, small_batch_size=16, small_lr=1e-4, val_size=None, curve_val_size=872,
+            small_epochs=10, small_batch_size=16, small_lr=1e-4, val_size=None, curve_val_size=872, dev_size=872,
             text_model_hub_id="bert-base-uncased", max_length=128, batch_size=64, throughput_steps=50,
         ),
         multitask=_MultitaskSettings(
