@@ -1,7 +1,5 @@
-"""The course's datasets, validated, in the same schema whether read from a local folder or the Hub.
-
-Explained in 01, section "Set-up: where the models and data come from".
-"""
+"""The course's datasets, validated, in the same schema whether read from a local folder or online.
+Explained in 01, section "Set-up: where the models and data come from"."""
 
 from __future__ import annotations
 
@@ -16,10 +14,11 @@ import torch
 from . import assets
 
 SST2_LABELS = ("negative", "positive")
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
 _SST2_HUB_ID, _FASHION_MNIST_HUB_ID = "stanfordnlp/sst2", "zalando-datasets/fashion_mnist"
+_SENTIMENT_DOMAINS = ("imdb", "amazon", "yelp")
+_UCI_SENTENCES_URL = "https://archive.ics.uci.edu/static/public/331/sentiment+labelled+sentences.zip"
 
 
 class SchemaError(ValueError):
@@ -27,8 +26,7 @@ class SchemaError(ValueError):
 
 
 def _read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for every non-blank line of a JSONL file; one clear error for bad JSON, a line
-    that is not an object, or an empty file."""
+    """(line number, record) of every non-blank line; one clear error for bad JSON, a non-object, an empty file."""
     numbered = []
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
@@ -48,8 +46,7 @@ def _read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
 
 def _check_sst2(split: str, columns: dict[str, list]) -> None:
     """Both columns present, every sentence a non-empty string, every label an int in 0..1."""
-    missing = [c for c in ("sentence", "label") if c not in columns]
-    if missing:
+    if missing := [c for c in ("sentence", "label") if c not in columns]:
         raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {list(columns)}.")
     if not columns["label"]:
         raise SchemaError(f"split {split!r} is empty.")
@@ -57,43 +54,71 @@ def _check_sst2(split: str, columns: dict[str, list]) -> None:
         for i, value in enumerate(columns[name]):
             if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
                 raise SchemaError(f"split {split!r}, record {i}: {name}={value!r} is not a non-empty {kind.__name__}.")
-    bad = [i for i, label in enumerate(columns["label"]) if not 0 <= label < len(SST2_LABELS)]
-    if bad:
-        raise SchemaError(f"split {split!r}, record {bad[0]}: label={columns['label'][bad[0]]} is outside 0..1.")
+            if kind is int and not 0 <= value < len(SST2_LABELS):
+                raise SchemaError(f"split {split!r}, record {i}: label={value} is outside 0..1.")
+
+
+def _jsonl_columns(path: Path) -> dict[str, list]:
+    """``sentence``/``label`` columns parsed here, not by pyarrow, which silently coerces (a label "1" becomes 1)."""
+    records = [r for _, r in _read_jsonl_objects(path)]
+    return {c: [r[c] for r in records] for c in ("sentence", "label") if all(c in r for r in records)}
+
+
+def _as_dataset_dict(columns: dict[str, dict[str, list]]):   # checked splits of sentence + label
+    import datasets  # slow to import; only the text notebooks need it
+    for split, cols in columns.items():
+        _check_sst2(split, cols)
+    schema = datasets.Features({"sentence": datasets.Value("string"),
+                                "label": datasets.ClassLabel(names=list(SST2_LABELS))})
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict(c, features=schema) for s, c in columns.items()})
+
+
+def _offline(what: str, name: str, online: str, files: str) -> assets.AssetNotFound:
+    tried = ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / name}: empty", f"{online}: offline"]
+    return assets.AssetNotFound(what, tried, f"go online once, or put {name}/{files} in LEARNSTRAT_DATA_DIR.")
 
 
 def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
     """SST-2 (binary sentiment) as a ``datasets.DatasetDict`` with columns ``sentence`` and ``label``, from
     ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` (or the cache), else the Hub's ``stanfordnlp/sst2``. Each split
     is checked: not empty, both columns, labels 0 or 1. (GLUE hides the test labels, so there is no test split.)
-
-    Explained in 01, section "Text: a frozen sentence encoder".
-    """
-    import datasets  # slow to import; only the text notebooks need it
-
-    unknown = [s for s in splits if s not in ("train", "validation")]
-    if unknown:
+    Explained in 01, section "Text: a frozen sentence encoder"."""
+    if unknown := [s for s in splits if s not in ("train", "validation")]:
         raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation.")
     folder = assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits])
-    if folder is not None:  # parsed here, not by pyarrow, which silently coerces values (a label "1" becomes 1)
-        records = {s: [r for _, r in _read_jsonl_objects(folder / f"{s}.jsonl")] for s in splits}
-        columns = {s: {c: [r[c] for r in rs] for c in ("sentence", "label") if all(c in r for r in rs)}
-                   for s, rs in records.items()}
+    if folder is not None:
+        columns = {s: _jsonl_columns(folder / f"{s}.jsonl") for s in splits}
     elif assets.is_offline():
-        raise assets.AssetNotFound(
-            "the SST-2 dataset",
-            ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'sst2'}: empty",
-             f"Hugging Face Hub ({_SST2_HUB_ID}): offline"],
-            "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding sst2/train.jsonl and validation.jsonl.",
-        )
+        raise _offline("the SST-2 dataset", "sst2", f"Hugging Face Hub ({_SST2_HUB_ID})", "<split>.jsonl")
     else:
+        import datasets
         hub = datasets.load_dataset(_SST2_HUB_ID)
         columns = {s: {c: hub[s][c] for c in ("sentence", "label") if c in hub[s].column_names} for s in splits}
-    for split in splits:
-        _check_sst2(split, columns[split])
-    features = datasets.Features({"sentence": datasets.Value("string"),
-                                  "label": datasets.ClassLabel(names=list(SST2_LABELS))})
-    return datasets.DatasetDict({s: datasets.Dataset.from_dict(columns[s], features=features) for s in splits})
+    return _as_dataset_dict(columns)
+
+
+def load_sentiment_sentences(domains: tuple[str, ...] = _SENTIMENT_DOMAINS):
+    """Review sentences of three domains (Kotzias et al. 2015: IMDb movies, Amazon phones, Yelp restaurants; 1,000
+    each, half positive): a ``datasets.DatasetDict`` split per domain, checked as :func:`load_sst2`, from
+    ``$LEARNSTRAT_DATA_DIR/sentiment_sentences/<domain>.jsonl`` (or the cache), else the UCI archive; original case.
+    Explained in 02, section "Domain-specific? The SST-2 model on other review sites"."""
+    if (unknown := [d for d in domains if d not in _SENTIMENT_DOMAINS]) or not domains:
+        raise ValueError(f"Unknown domain(s) {unknown or '(none given)'}: choose from {', '.join(_SENTIMENT_DOMAINS)}.")
+    folder = assets.resolve_dataset_folder("sentiment_sentences", [f"{d}.jsonl" for d in domains])
+    if folder is not None:
+        return _as_dataset_dict({d: _jsonl_columns(folder / f"{d}.jsonl") for d in domains})
+    if assets.is_offline():
+        raise _offline("the sentiment sentences", "sentiment_sentences", f"UCI archive ({_UCI_SENTENCES_URL})",
+                       "<domain>.jsonl")
+    import io, urllib.request, zipfile  # noqa: E401  (online only)
+    archive = zipfile.ZipFile(io.BytesIO(urllib.request.urlopen(_UCI_SENTENCES_URL, timeout=60).read()))
+    columns = {}
+    for d in domains:   # one "sentence<TAB>label" per line, no header; the archive also holds __MACOSX/._* files
+        name = next(n for n in archive.namelist() if n.endswith(f"/{d}{'_cells' * (d == 'amazon')}_labelled.txt"))
+        rows = [x.rsplit("\t", 1) for x in archive.read(name).decode("utf-8", "replace").splitlines() if x.strip()]
+        columns[d] = {"sentence": [r[0].strip() for r in rows],
+                      "label": [int(r[-1]) if len(r) == 2 and r[-1].strip() in ("0", "1") else r[-1] for r in rows]}
+    return _as_dataset_dict(columns)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -118,15 +143,12 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
         find = lambda stem: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"  # noqa: E731
         return _read_idx(find(f"{prefix}-images-idx3-ubyte")), _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     if assets.is_offline():
-        raise assets.AssetNotFound(
-            "the Fashion-MNIST dataset",
-            ["$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets._DEBIAN_FASHION_MNIST),
-             str(assets.cache_dir() / "datasets" / "fashion-mnist"),
-             f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): offline"],
-            "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), or go online once.",
-        )
+        raise assets.AssetNotFound("the Fashion-MNIST dataset", [
+            "$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets._DEBIAN_FASHION_MNIST),
+            str(assets.cache_dir() / "datasets" / "fashion-mnist"), f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): "
+            "offline"],
+            "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), or go online once.")
     import datasets
-
     hub = datasets.load_dataset(_FASHION_MNIST_HUB_ID, split=split)
     return np.stack([np.asarray(img, dtype=np.uint8) for img in hub["image"]]), np.asarray(hub["label"], dtype=np.uint8)
 
@@ -134,9 +156,7 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = None) -> np.ndarray:
     """Indices of ``per_class`` examples of every class (``range(n_classes)``, else the classes present),
     drawn without replacement with ``seed``, classes interleaved. A class with too few examples is an error.
-
-    Explained in 01, section "Text: a frozen sentence encoder".
-    """
+    Explained in 01, section "Text: a frozen sentence encoder"."""
     labels = np.asarray(labels)
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}.")
@@ -154,11 +174,8 @@ def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = 
 def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed: int = 0,
                        resolution: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST images as floats in [0, 1] ``[N, 1, resolution, resolution]`` and int64 labels; a
-    balanced subset of ``per_class`` per class (all when None). From :func:`assets.resolve_fashion_mnist_folder`,
-    else the Hub.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    balanced subset of ``per_class`` per class (all when None), from :func:`assets.resolve_fashion_mnist_folder`
+    else the Hub. Explained in 01, section "Vision: where transfer stops paying"."""
     if split not in ("train", "test"):
         raise ValueError(f"Unknown Fashion-MNIST split {split!r}: choose 'train' or 'test'.")
     if resolution < 8:

@@ -1,6 +1,5 @@
-"""Fine-tuning a BERT-family classifier through ``training.fit``. The notebook writes the step and LoRA's
-update; this module holds the plumbing: unpadded token ids, dynamically padded batches, layer-wise learning-rate
-decay, top-k unfreezing, the ``peft`` call. Explained in 02, section "Fine-tuning: the whole encoder learns"."""
+"""Fine-tuning plumbing (the notebook writes the step and LoRA's update): unpadded token ids, padded batches, layer-wise
+lr decay, top-k unfreezing, the ``peft`` call. Explained in 02, section "Fine-tuning: the whole encoder learns"."""
 
 from __future__ import annotations
 
@@ -19,10 +18,8 @@ from .training import warmup_linear_schedule
 
 
 @dataclass
-class TokenizedTexts:
-    """Token ids of each text (unpadded, truncated) and their labels: tokenise once, batch many times.
-    Explained in 02, section "Mechanics: dynamic padding and length-grouped batches"."""
-
+class _TokenizedTexts:
+    """Token ids of each text (unpadded, truncated) and their labels: tokenise once, batch many times."""
     input_ids: list[list[int]]
     labels: torch.Tensor
     pad_id: int
@@ -35,41 +32,34 @@ class TokenizedTexts:
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
 
-    def subset(self, index) -> "TokenizedTexts":
-        """The examples at ``index`` (a sequence of ints), in that order."""
-        index = [int(i) for i in index]
-        if not index:
+    def subset(self, index) -> "_TokenizedTexts":
+        if not (index := [int(i) for i in index]):
             raise ValueError("subset got no indices.")
-        return TokenizedTexts([self.input_ids[i] for i in index], self.labels[index], self.pad_id,
-                              [self.texts[i] for i in index])
+        return _TokenizedTexts([self.input_ids[i] for i in index], self.labels[index], self.pad_id,
+                               [self.texts[i] for i in index])
 
 
-def tokenize(texts: Sequence[str], labels, tokenizer, *, max_length: int = 64, n_labels: int = 2) -> TokenizedTexts:
+def tokenize(texts: Sequence[str], labels, tokenizer, *, max_length: int = 64, n_labels: int = 2) -> _TokenizedTexts:
     """Tokenise ``texts`` once (truncated to ``max_length`` tokens, not padded); check texts and labels.
     Explained in 02, section "Mechanics: dynamic padding and length-grouped batches"."""
-    texts = checked_texts(texts)
-    labels = torch.as_tensor(np.asarray(labels)).long()
+    texts, labels = checked_texts(texts), torch.as_tensor(np.asarray(labels)).long()
     if labels.ndim != 1 or len(labels) != len(texts):
         raise ValueError(f"got {len(texts)} texts but labels of shape {tuple(labels.shape)}.")
-    bad = torch.nonzero((labels < 0) | (labels >= n_labels)).flatten().tolist()
-    if bad:
+    if bad := torch.nonzero((labels < 0) | (labels >= n_labels)).flatten().tolist():
         raise ValueError(f"label {int(labels[bad[0]])} (text {bad[0]}) is outside the label set 0..{n_labels - 1}.")
     if max_length < 2:
         raise ValueError(f"max_length must be at least 2 (for [CLS] and [SEP]), got {max_length}.")
     ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return TokenizedTexts(ids, labels, int(tokenizer.pad_token_id), texts)
+    return _TokenizedTexts(ids, labels, int(tokenizer.pad_token_id), texts)
 
 
-def _collate(data: TokenizedTexts, index: Sequence[int], pad_to: int | None = None) -> dict[str, torch.Tensor]:
-    """Tensors for one batch: ids padded to the batch's longest text (dynamic padding), or to ``pad_to``."""
+def _collate(data: _TokenizedTexts, index: Sequence[int], pad_to: int | None = None) -> dict[str, torch.Tensor]:
     rows = [data.input_ids[i] for i in index]
     lengths = torch.tensor([len(r) for r in rows])
     width = int(lengths.max()) if pad_to is None else pad_to
     if width < lengths.max():
         raise ValueError(f"pad_to={pad_to} is shorter than the longest text ({int(lengths.max())} tokens).")
-    input_ids = torch.full((len(rows), width), data.pad_id, dtype=torch.long)
-    for j, r in enumerate(rows):
-        input_ids[j, : len(r)] = torch.tensor(r)
+    input_ids = torch.tensor([r + [data.pad_id] * (width - len(r)) for r in rows], dtype=torch.long)
     attention_mask = (torch.arange(width) < lengths[:, None]).long()
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": data.labels[list(index)]}
 
@@ -81,8 +71,8 @@ def load_classifier(source: str, n_labels: int = 2, seed: int = 0):
     from transformers.utils import logging as hf_logging
     torch.manual_seed(seed)
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # "newly initialized: classifier" is the point, not a warning
-    hf_logging.disable_progress_bar()  # a bar for a 0.1 s load is noise in the notebook
+    hf_logging.set_verbosity_error()  # "newly initialized: classifier" is the point, not a warning; and a bar
+    hf_logging.disable_progress_bar()  # for a 0.1 s load is noise in the notebook
     try:
         return AutoModelForSequenceClassification.from_pretrained(source, num_labels=n_labels)
     finally:
@@ -118,25 +108,19 @@ def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1
     from peft import LoraConfig, TaskType, get_peft_model
     if r < 1:
         raise ValueError(f"the LoRA rank r must be at least 1, got {r}.")
-    # The pooler trains too (as in top-k): its pretrained weights were never tuned for classification.
-    pooler = [name.split(".")[-1] for name, _ in model.named_modules() if name.split(".")[-1] == "pooler"]
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout,
-                        target_modules=list(target_modules), modules_to_save=["classifier", *pooler[:1]])
-    with warnings.catch_warnings():  # peft calls a transformers API deprecated for v6: not the learner's concern
-        warnings.filterwarnings("ignore", category=FutureWarning)
+    pooler = ["pooler"] * any(name.split(".")[-1] == "pooler" for name, _ in model.named_modules())  # trains, as in
+    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout,  # top-k: the same
+                        target_modules=list(target_modules), modules_to_save=["classifier", *pooler])  # head
+    with warnings.catch_warnings(action="ignore", category=FutureWarning):  # peft calls an API deprecated in v6
         return get_peft_model(model, config)
 
 
 def _param_groups(model: nn.Module, lr: float, layer_decay: float, weight_decay: float) -> list[dict]:
-    """AdamW groups with layer-wise learning-rate decay: the head gets ``lr``, the top encoder layer
-    ``lr * layer_decay``, the one below ``lr * layer_decay**2``, ..., the embeddings the least. Biases and
-    LayerNorm weights get no weight decay; frozen parameters are left out."""
-    if not 0 < layer_decay <= 1:
-        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}.")
-    if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}.")
-    n_layers = len(_encoder_layers(model))
-    groups: dict[tuple[int, bool], dict] = {}
+    """AdamW groups, layer-wise lr decay: the head gets ``lr``, the top layer ``lr * layer_decay``, the one below
+    ``lr * layer_decay**2``, ..., the embeddings least. No weight decay on biases, LayerNorms; frozen ones left out."""
+    if not 0 < layer_decay <= 1 or lr <= 0:
+        raise ValueError(f"lr must be positive (got {lr}) and layer_decay must be in (0, 1] (got {layer_decay}).")
+    n_layers, groups = len(_encoder_layers(model)), {}
     for name, p in model.named_parameters():
         if p.requires_grad:
             found = re.search(r"\.(?:layer|layers)\.(\d+)\.", name)
@@ -150,26 +134,24 @@ def _param_groups(model: nn.Module, lr: float, layer_decay: float, weight_decay:
 
 
 @torch.inference_mode()
-def predict_proba(model, data: TokenizedTexts, batch_size: int = 32) -> torch.Tensor:
+def predict_proba(model, data: _TokenizedTexts, batch_size: int = 32) -> torch.Tensor:
     """Class probabilities [N, n_labels] on the CPU, in the original order, computed on the model's device
     (the model is left in eval mode). Explained in 02, section "Error analysis: the most confident mistakes"."""
-    device, out = model_device(model), torch.empty(len(data), model.config.num_labels)
-    model.eval()
+    device, out = model_device(model.eval()), torch.empty(len(data), model.config.num_labels)
     for index in length_grouped_batches(data.lengths, batch_size, shuffle=False):
-        batch = to_device(_collate(data, index), device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float().cpu()
-        out[index] = logits.softmax(-1)
+        batch = to_device({k: v for k, v in _collate(data, index).items() if k != "labels"}, device)
+        out[index] = model(**batch).logits.float().cpu().softmax(-1)
     return out
 
 
-def fine_tune(model, train: TokenizedTexts, step: Callable, *, epochs: int = 1, batch_size: int = 32,
+def fine_tune(model, train: _TokenizedTexts, step: Callable, *, epochs: int = 1, batch_size: int = 32,
               lr: float = 5e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1, layer_decay: float = 1.0,
-              val: TokenizedTexts | None = None, eval_train: bool = False, patience: int | None = None,
+              val: _TokenizedTexts | None = None, eval_train: bool = False, patience: int | None = None,
               group_by_length: bool = True, pad_to: int | None = None, max_steps: int | None = None, seed: int = 0,
               show_progress: bool = True) -> History:
-    """``training.fit`` of the notebook's ``step``, with fused AdamW over layer-wise decayed groups, warm-up + linear
-    decay, and each epoch a new length-grouped (or random) order of dynamically padded batches. The evaluations
-    hold ``val_loss``/``val_acc`` (``val``), ``train_loss``/``train_acc`` (``eval_train``); ``patience`` stops early.
+    """``training.fit`` of the notebook's ``step``: fused AdamW, layer-wise decayed groups, warm-up + linear decay, each
+    epoch a new length-grouped (or random) order of padded batches. Evaluations hold ``val_loss``/``val_acc`` (``val``),
+    ``train_loss``/``train_acc`` (``eval_train``); ``patience`` stops early.
     Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     if patience is not None and val is None:
         raise ValueError("early stopping needs validation data (val=...).")
@@ -177,8 +159,7 @@ def fine_tune(model, train: TokenizedTexts, step: Callable, *, epochs: int = 1, 
     # One fused kernel for all parameters (as Trainer): with small batches the optimizer is most of a step.
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in groups for p in g["params"])
     optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused)
-    total = len(length_grouped_batches(train.lengths, batch_size)) * max(epochs, 1)   # also checks the sizes
-    total = total if max_steps is None else min(max_steps, total)
+    total = min(len(length_grouped_batches(train.lengths, batch_size)) * max(epochs, 1), max_steps or 2**62)
     scheduler = warmup_linear_schedule(optimizer, int(warmup_ratio * total), total)
 
     def evaluate(model) -> dict:  # mean cross-entropy and accuracy
@@ -188,7 +169,6 @@ def fine_tune(model, train: TokenizedTexts, step: Callable, *, epochs: int = 1, 
             metrics[f"{name}_loss"] = nn.functional.nll_loss(proba.clamp_min(1e-12).log(), data.labels).item()
             metrics[f"{name}_acc"] = (proba.argmax(1) == data.labels).float().mean().item()
         return metrics
-
     history = fit(model, lambda epoch: [_collate(train, index, pad_to) for index in length_grouped_batches(
                       train.lengths, batch_size, group_by_length=group_by_length, seed=seed * 1000 + epoch)],
                   step, optimizer=optimizer, scheduler=scheduler, epochs=epochs, max_steps=max_steps,

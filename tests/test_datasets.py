@@ -1,4 +1,4 @@
-"""Datasets: SST-2 and Fashion-MNIST, validated, with clear errors for bad files."""
+"""Datasets: SST-2, the sentiment sentences and Fashion-MNIST, validated, with clear errors for bad files."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from learnstrat_helpers.datasets import (
     SchemaError,
     _read_idx,
     load_fashion_mnist,
+    load_sentiment_sentences,
     load_sst2,
     sample_per_class,
 )
@@ -130,6 +131,101 @@ def test_load_sst2_offline_without_local_copy(monkeypatch, tmp_path):
     monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path))
     with pytest.raises(assets.AssetNotFound, match=r"Hugging Face Hub \(stanfordnlp/sst2\): offline"):
         load_sst2()
+
+
+# ---------------------------------------------------------------- sentiment sentences (IMDb, Amazon, Yelp)
+
+
+def _write_domains(base: Path, records: dict[str, list[dict] | str]) -> Path:
+    folder = base / "sentiment_sentences"
+    folder.mkdir(parents=True)
+    for domain, rows in records.items():
+        text = rows if isinstance(rows, str) else "".join(json.dumps(r) + "\n" for r in rows)
+        (folder / f"{domain}.jsonl").write_text(text)
+    return base
+
+
+REVIEWS = [{"sentence": "Great phone, works well.", "label": 1}, {"sentence": "Broke after a week.", "label": 0}]
+
+
+@pytest.mark.slow
+def test_load_sentiment_sentences_from_shared_data(monkeypatch, shared_data):
+    if not (shared_data / "sentiment_sentences" / "yelp.jsonl").is_file():
+        pytest.skip(f"{shared_data} has no sentiment_sentences/")
+    monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(shared_data))
+    loaded = load_sentiment_sentences()
+    assert list(loaded) == ["imdb", "amazon", "yelp"]
+    for domain in loaded:
+        assert loaded[domain].num_rows == 1000 and sum(loaded[domain]["label"]) == 500
+        assert loaded[domain].features["label"].names == ["negative", "positive"]
+
+
+def test_load_sentiment_sentences_small_local_copy(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(_write_domains(tmp_path, {"amazon": REVIEWS, "yelp": REVIEWS[::-1]})))
+    loaded = load_sentiment_sentences(("amazon", "yelp"))
+    assert loaded["amazon"]["sentence"] == ["Great phone, works well.", "Broke after a week."]
+    assert loaded["yelp"]["label"] == [0, 1]
+
+
+@pytest.mark.parametrize("bad, message", [({"sentence": "Fine.", "label": 3}, r"'yelp', record 2: label=3 is outside"),
+                                          ({"sentence": "  ", "label": 1}, r"'yelp', record 2: sentence="),
+                                          ({"text": "Fine.", "label": 1}, r"'yelp' lacks column\(s\) \['sentence'\]")])
+def test_load_sentiment_sentences_bad_record_is_a_schema_error(monkeypatch, tmp_path, bad, message):
+    monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(_write_domains(tmp_path, {"yelp": REVIEWS + [bad]})))
+    with pytest.raises(SchemaError, match=message):
+        load_sentiment_sentences(("yelp",))
+
+
+def test_load_sentiment_sentences_missing_domain_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(_write_domains(tmp_path, {"imdb": REVIEWS, "yelp": REVIEWS})))
+    with pytest.raises(assets.AssetNotFound, match="missing amazon.jsonl"):
+        load_sentiment_sentences()
+
+
+def test_load_sentiment_sentences_unknown_domain(monkeypatch, tmp_path):
+    monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(_write_domains(tmp_path, {"yelp": REVIEWS})))
+    with pytest.raises(ValueError, match=r"Unknown domain\(s\) \['twitter'\]: choose from imdb, amazon, yelp"):
+        load_sentiment_sentences(("yelp", "twitter"))
+    with pytest.raises(ValueError, match="none given"):
+        load_sentiment_sentences(())
+
+
+def test_load_sentiment_sentences_offline_without_local_copy(monkeypatch, tmp_path):
+    monkeypatch.delenv("LEARNSTRAT_DATA_DIR", raising=False)
+    monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(assets, "is_offline", lambda *a, **k: True)
+    with pytest.raises(assets.AssetNotFound, match=r"UCI archive .*: offline"):
+        load_sentiment_sentences()
+
+
+def _uci_zip(yelp_text: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("sentiment labelled sentences/yelp_labelled.txt", yelp_text)
+        archive.writestr("__MACOSX/sentiment labelled sentences/._yelp_labelled.txt", "\x00 not text")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("yelp_text, error", [("Wow... Loved this place.\t1\nCrust is not good.\t0\n", None),
+                                               ("Wow... Loved this place.\t1\nNo label here\n", "record 1: label=")])
+def test_load_sentiment_sentences_online_reads_the_uci_archive(monkeypatch, tmp_path, yelp_text, error):
+    import io
+    import urllib.request
+
+    monkeypatch.delenv("LEARNSTRAT_DATA_DIR", raising=False)
+    monkeypatch.setenv("LEARNSTRAT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(assets, "is_offline", lambda *a, **k: False)
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(_uci_zip(yelp_text)))
+    if error:
+        with pytest.raises(SchemaError, match=error):
+            load_sentiment_sentences(("yelp",))
+    else:
+        loaded = load_sentiment_sentences(("yelp",))
+        assert loaded["yelp"]["sentence"] == ["Wow... Loved this place.", "Crust is not good."]
+        assert loaded["yelp"]["label"] == [1, 0]
 
 
 # ---------------------------------------------------------------- sample_per_class
