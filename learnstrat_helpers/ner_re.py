@@ -13,6 +13,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from . import assets
@@ -250,7 +251,8 @@ def predict_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, 
 
 def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
     """Strict micro P/R/F1 (all, and ``ner_by_type`` / ``re_by_type``): an entity counts when its span and type
-    match; a relation when its type, both argument spans and both argument types match."""
+    match; a relation when its type, both argument spans and both argument types match. ``counts``: per task,
+    each sentence's true positives, predicted and gold facts (to bootstrap micro-F1 over sentences)."""
     if len(gold) != len(predicted):
         raise ValueError(f"got {len(gold)} gold sentences but {len(predicted)} predictions.")
 
@@ -271,8 +273,12 @@ def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
         return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
                 "tp": tp, "n_gold": len(gold_set), "n_pred": len(pred_set)}
 
+    def per_sentence(gold_set, pred_set):   # [sentences, 3]: true positives, predicted, gold of each sentence
+        return np.stack([np.bincount(np.array([x[0] for x in f], dtype=int), minlength=len(gold))
+                         for f in (gold_set & pred_set, pred_set, gold_set)], axis=1)
+
     (ge, gr), (pe, pr) = facts(gold), facts(predicted)
-    return {"ner": prf(ge, pe), "re": prf(gr, pr),
+    return {"ner": prf(ge, pe), "re": prf(gr, pr), "counts": {"ner": per_sentence(ge, pe), "re": per_sentence(gr, pr)},
             "ner_by_type": {t: prf({x for x in ge if x[3] == t}, {x for x in pe if x[3] == t}) for t in _ENTITY_TYPES},
             "re_by_type": {t: prf({x for x in gr if x[7] == t}, {x for x in pr if x[7] == t}) for t in _RELATION_TYPES}}
 
