@@ -109,9 +109,9 @@ class SoftSharedModel(nn.Module):
 
 def task_losses(model: nn.Module, batch: dict, halves: bool = False) -> dict[str, torch.Tensor]:
     """Each task's cross-entropy: ``ner`` over first pieces (the rest are labelled -100: ignored), ``re`` over the gold
-    entity pairs. A :class:`SoftSharedModel` runs each task through its own model. ``halves``: also each task's loss
-    on the batch's first and second half of sentences (``ner_1``, ``ner_2``, ``re_1``, ``re_2``; ``re_k`` absent if
-    that half has no pair; none for one sentence), from one forward pass: a sentence's vectors do not depend on the others'.
+    entity pairs; a :class:`SoftSharedModel` runs each task through its own model. ``halves``: also each task's loss on
+    the first and on the second half of the sentences (``ner_1``, ``ner_2``, ``re_1``, ``re_2``; no ``re_k`` for a half
+    without pairs, none for one sentence), from the same forward pass (a sentence's vectors ignore the others).
 
     Explained in 03, section "The joint model: one encoder, two heads".
     """

@@ -173,8 +173,8 @@ _PROFILES = {
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
             compare_layers=None, fractions=(0.1, 0.25, 0.5, 1.0), fraction_epochs=(50, 30, 20, 10),
-            seeds=(0, 1, 2, 3, 4), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2, lr=5e-5,
-            compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
+            seeds=(0, 1, 2, 3, 4), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2,
+            lr=5e-5, compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
         ),
         federated=_FederatedSettings(
             bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,
