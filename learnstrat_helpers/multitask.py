@@ -107,20 +107,29 @@ class SoftSharedModel(nn.Module):
         self.ner, self.re = ner, re
 
 
-def task_losses(model: nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+def task_losses(model: nn.Module, batch: dict, halves: bool = False) -> dict[str, torch.Tensor]:
     """Each task's cross-entropy: ``ner`` over first pieces (the rest are labelled -100: ignored), ``re`` over the gold
-    entity pairs. A :class:`SoftSharedModel` runs each task through its own model.
+    entity pairs; a :class:`SoftSharedModel` runs each task through its own model. ``halves``: also each task's loss on
+    the first and on the second half of the sentences (``ner_1``, ``ner_2``, ``re_1``, ``re_2``; no ``re_k`` for a half
+    without pairs, none for one sentence), from the same forward pass (a sentence's vectors ignore the others).
 
     Explained in 03, section "The joint model: one encoder, two heads".
     """
     ner_net, re_net = (model.ner, model.re) if isinstance(model, SoftSharedModel) else (model, model)
     hidden = ner_net.encode(batch)
-    ner = nn.functional.cross_entropy(ner_net.ner_head(hidden).flatten(0, 1), batch["ner_labels"].flatten())
+    ner_logits, ner_labels, pair_labels = ner_net.ner_head(hidden), batch["ner_labels"], batch["pair_labels"]
+    out = {"ner": nn.functional.cross_entropy(ner_logits.flatten(0, 1), ner_labels.flatten())}
     if re_net is not ner_net:
         hidden = re_net.encode(batch)
     logits = re_net.pair_logits(hidden, batch["pairs"])   # a batch without pairs: an RE loss of 0 that keeps the graph
-    re = nn.functional.cross_entropy(logits, batch["pair_labels"]) if len(logits) else hidden.sum() * 0.0
-    return {"ner": ner, "re": re}
+    out["re"] = nn.functional.cross_entropy(logits, pair_labels) if len(logits) else hidden.sum() * 0.0
+    first = torch.arange(len(ner_labels), device=ner_labels.device) < len(ner_labels) // 2
+    for k, rows in (("1", first), ("2", ~first)) if halves and len(ner_labels) >= 2 else ():
+        out["ner_" + k] = nn.functional.cross_entropy(ner_logits[rows].flatten(0, 1), ner_labels[rows].flatten())
+        pairs_in = rows[batch["pairs"][:, 0]]
+        if pairs_in.any():
+            out["re_" + k] = nn.functional.cross_entropy(logits[pairs_in], pair_labels[pairs_in])
+    return out
 
 
 def train_ner_re(model: nn.Module, data: Sequence, step: Callable, *, epochs: int, batch_size: int = 16,

@@ -13,6 +13,7 @@ from itertools import permutations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from . import assets
@@ -34,42 +35,42 @@ _COLOURS = {"Peop": "#56B4E9", "Loc": "#E69F00", "Org": "#009E73", "Other": "#CC
 def _check_record(record: dict, where: str) -> dict:
     """``record``, or one clear SchemaError: no tokens, an empty span or one outside the sentence, overlapping
     entities, an unknown type, a relation past the entity list, to itself, or between the wrong entity types."""
+    def fail(problem: str):
+        raise SchemaError(where + problem)
     for name in ("tokens", "entities", "relations"):
         if not isinstance(record.get(name), list):
-            raise SchemaError(f"{where}: field {name!r} is missing or not a list.")
+            fail(f": field {name!r} is missing or not a list.")
     tokens, entities, relations = record["tokens"], record["entities"], record["relations"]
     if not tokens:
-        raise SchemaError(f"{where}: empty sentence (no tokens).")
+        fail(": empty sentence (no tokens).")
     bad = next((i for i, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()), None)
     if bad is not None:
-        raise SchemaError(f"{where}: token {bad} is {tokens[bad]!r}, not a non-empty string.")
+        fail(f": token {bad} is {tokens[bad]!r}, not a non-empty string.")
     for i, e in enumerate(entities):
         if not isinstance(e, dict) or not all(isinstance(e.get(k), int) for k in ("start", "end")):
-            raise SchemaError(f"{where}, entity {i}: needs integer 'start' and 'end', got {e!r}.")
+            fail(f", entity {i}: needs integer 'start' and 'end', got {e!r}.")
         if e.get("type") not in _ENTITY_TYPES:
-            raise SchemaError(f"{where}, entity {i}: type {e.get('type')!r} is not one of {_ENTITY_TYPES}.")
+            fail(f", entity {i}: type {e.get('type')!r} is not one of {_ENTITY_TYPES}.")
         if not 0 <= e["start"] < e["end"] <= len(tokens):
-            raise SchemaError(f"{where}, entity {i}: span [{e['start']}, {e['end']}) is empty or outside the "
-                              f"sentence of {len(tokens)} tokens (end is exclusive).")
+            fail(f", entity {i}: span [{e['start']}, {e['end']}) is empty or outside the sentence of {len(tokens)} "
+                 "tokens (end is exclusive).")
+    span = lambda k: f"{k} [{entities[k]['start']}, {entities[k]['end']})"  # noqa: E731
     order = sorted(range(len(entities)), key=lambda i: entities[i]["start"])
     for a, b in zip(order, order[1:]):
         if entities[b]["start"] < entities[a]["end"]:
-            raise SchemaError(f"{where}: entities {a} [{entities[a]['start']}, {entities[a]['end']}) and "
-                              f"{b} [{entities[b]['start']}, {entities[b]['end']}) overlap.")
+            fail(f": entities {span(a)} and {span(b)} overlap.")
     for i, r in enumerate(relations):
         if not isinstance(r, dict) or r.get("type") not in _RELATIONS:
-            raise SchemaError(f"{where}, relation {i}: type {r.get('type') if isinstance(r, dict) else r!r} is not "
-                              f"one of {_RELATION_TYPES}.")
+            kind = r.get("type") if isinstance(r, dict) else r
+            fail(f", relation {i}: type {kind!r} is not one of {_RELATION_TYPES}.")
         for arg in ("head", "tail"):
             if not isinstance(r.get(arg), int) or not 0 <= r[arg] < len(entities):
-                raise SchemaError(f"{where}, relation {i}: {arg}={r.get(arg)!r} points past the entity list "
-                                  f"({len(entities)} entities).")
+                fail(f", relation {i}: {arg}={r.get(arg)!r} points past the entity list ({len(entities)} entities).")
         if r["head"] == r["tail"]:
-            raise SchemaError(f"{where}, relation {i}: head and tail are the same entity ({r['head']}).")
+            fail(f", relation {i}: head and tail are the same entity ({r['head']}).")
         expected, found = _RELATIONS[r["type"]], (entities[r["head"]]["type"], entities[r["tail"]]["type"])
         if found != expected:
-            raise SchemaError(f"{where}, relation {i}: {r['type']} needs arguments {expected[0]} -> {expected[1]}, "
-                              f"got {found[0]} -> {found[1]}.")
+            fail(f", relation {i}: {r['type']} needs arguments {' -> '.join(expected)}, got {' -> '.join(found)}.")
     return record
 
 
@@ -91,8 +92,7 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
     if folder is None and assets.is_offline() and all((_SAMPLE_DIR / f"{s}.jsonl").is_file() for s in splits):
         message = (f"CoNLL04 is not available (LEARNSTRAT_DATA_DIR not set, nothing cached, Hub offline): using the "
                    f"course's own small sample in {_SAMPLE_DIR} instead. Every number below is on that sample, NOT on "
-                   f"CoNLL04, and is not comparable with published results. Go online once, or set "
-                   f"LEARNSTRAT_DATA_DIR to a folder holding conll04/train.jsonl, validation.jsonl, test.jsonl.")
+                   "CoNLL04. Go online once, or set LEARNSTRAT_DATA_DIR to a folder holding conll04/<split>.jsonl.")
         warnings.warn(message, stacklevel=2)
         print("WARNING: " + message)
         folder, source = _SAMPLE_DIR, f"course sample ({_SAMPLE_DIR})"
@@ -108,10 +108,10 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
             "LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'conll04'}: empty",
             f"Hugging Face Hub ({_HUB_ID}): offline", f"course sample {_SAMPLE_DIR}: missing"],
             "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding conll04/{train,validation,test}.jsonl.")
-    columns = lambda i, r: {"tokens": r["tokens"], "entities": r["entities"], "relations": r["relations"],  # noqa: E731
-                            "orig_id": int(r.get("orig_id", i))}   # the same columns whatever the source
+    columns = lambda i, r: {**{k: r[k] for k in ("tokens", "entities", "relations")},  # noqa: E731
+                            "orig_id": int(r.get("orig_id", i))}
     result = datasets.DatasetDict({s: datasets.Dataset.from_list([columns(i, r) for i, r in enumerate(loaded[s])])
-                                   for s in splits})
+                                   for s in splits})   # the same columns whatever the source
     result.source = source
     return result
 
@@ -226,9 +226,8 @@ def predict_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, 
 
     Explained in 03, section "The headline run".
     """
-    re_model = re_model or ner_model
+    re_model = (re_model or ner_model).eval()
     ner_model.eval()
-    re_model.eval()
     out: list[dict | None] = [None] * len(sentences)
     for index in length_grouped_batches([len(s.input_ids) for s in sentences], batch_size, shuffle=False):
         chunk = [sentences[i] for i in index]
@@ -250,7 +249,8 @@ def predict_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, 
 
 def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
     """Strict micro P/R/F1 (all, and ``ner_by_type`` / ``re_by_type``): an entity counts when its span and type
-    match; a relation when its type, both argument spans and both argument types match."""
+    match; a relation when its type, both argument spans and both argument types match. ``counts``: per task,
+    each sentence's true positives, predicted and gold facts (to bootstrap micro-F1 over sentences)."""
     if len(gold) != len(predicted):
         raise ValueError(f"got {len(gold)} gold sentences but {len(predicted)} predictions.")
 
@@ -271,8 +271,12 @@ def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
         return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
                 "tp": tp, "n_gold": len(gold_set), "n_pred": len(pred_set)}
 
+    def per_sentence(gold_set, pred_set):   # [sentences, 3]: true positives, predicted, gold of each sentence
+        return np.stack([np.bincount(np.array([x[0] for x in f], dtype=int), minlength=len(gold))
+                         for f in (gold_set & pred_set, pred_set, gold_set)], axis=1)
+
     (ge, gr), (pe, pr) = facts(gold), facts(predicted)
-    return {"ner": prf(ge, pe), "re": prf(gr, pr),
+    return {"ner": prf(ge, pe), "re": prf(gr, pr), "counts": {"ner": per_sentence(ge, pe), "re": per_sentence(gr, pr)},
             "ner_by_type": {t: prf({x for x in ge if x[3] == t}, {x for x in pe if x[3] == t}) for t in _ENTITY_TYPES},
             "re_by_type": {t: prf({x for x in gr if x[7] == t}, {x for x in pr if x[7] == t}) for t in _RELATION_TYPES}}
 

@@ -69,8 +69,8 @@ class _MultitaskSettings:
     compare_layers: int | None               # encoder layers of the reduced-scale comparisons (None: all)
     fractions: tuple[float, ...]             # shares of the training sentences (the last is 1.0)
     fraction_epochs: tuple[int, ...]         # epochs at each share (smaller shares get more)
-    seeds: tuple[int, ...]                   # seeds run at the smallest share (the first is `seed`)
-    soft_strengths: tuple[float, ...]        # L2 penalty strengths of soft sharing (the first is 0)
+    seeds: tuple[int, ...]                   # seeds run at every share below 1.0 (the first is `seed`)
+    soft_strengths: tuple[float, ...]        # L2 penalty strengths of soft sharing (the first is 0; dev picks one)
     soft_fraction: float                     # training share the soft-sharing sweep runs at
     cosine_every: int                        # measure the tasks' gradient cosine every this many steps
     lr: float                                # encoder learning rate of the headline run (heads: head_lr)
@@ -160,8 +160,8 @@ _PROFILES = {
         multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
             train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2,
-            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1), soft_strengths=(0.0, 10.0),
-            soft_fraction=0.1, cosine_every=8, lr=2e-4, compare_lr=3e-4, head_lr=3e-3, compare_head_lr=2e-3,
+            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1, 2), soft_strengths=(0.0, 1.0, 10.0),
+            soft_fraction=0.1, cosine_every=4, lr=2e-4, compare_lr=3e-4, head_lr=3e-3, compare_head_lr=2e-3,
         ),
     ),
     "full": Profile(
@@ -182,8 +182,8 @@ _PROFILES = {
             seed=0, text_model_hub_id="bert-base-cased", max_length=160, batch_size=16, train_sentences=None,
             eval_sentences=None, train_on_validation=True, headline_layers=None, headline_epochs=20,
             compare_layers=None, fractions=(0.1, 0.25, 0.5, 1.0), fraction_epochs=(50, 30, 20, 10),
-            seeds=(0, 1, 2), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2, lr=5e-5,
-            compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
+            seeds=(0, 1, 2, 3, 4), soft_strengths=(0.0, 0.01, 0.1, 1.0, 10.0), soft_fraction=0.1, cosine_every=2,
+            lr=5e-5, compare_lr=5e-5, head_lr=1e-3, compare_head_lr=1e-3,
         ),
         federated=_FederatedSettings(
             bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,

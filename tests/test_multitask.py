@@ -164,6 +164,20 @@ def test_strict_f1_hand_computed():
     assert result["ner_by_type"]["Loc"]["f1"] == pytest.approx(0.4)
 
 
+def test_strict_f1_counts_per_sentence_add_up_to_the_totals():
+    gold = [SENTENCE, _with(relations=[])]
+    predicted = [{"entities": SENTENCE["entities"][:2], "relations": SENTENCE["relations"][:1]},   # 2 of 3, 1 of 2
+                 {"entities": SENTENCE["entities"][1:] + [{"start": 3, "end": 4, "type": "Other"}],
+                  "relations": [{"head": 0, "tail": 1, "type": "OrgBased_In"}]}]                  # a wrong relation
+    result = ner_re._strict_f1(gold, predicted)
+    assert result["counts"]["ner"].tolist() == [[2, 2, 3], [2, 3, 3]]   # per sentence: tp, predicted, gold
+    assert result["counts"]["re"].tolist() == [[1, 1, 2], [0, 1, 0]]
+    for task in ("ner", "re"):
+        tp, n_pred, n_gold = result["counts"][task].sum(0)
+        assert (tp, n_pred, n_gold) == (result[task]["tp"], result[task]["n_pred"], result[task]["n_gold"])
+        assert 2 * tp / (n_pred + n_gold) == pytest.approx(result[task]["f1"])   # micro-F1 from the counts
+
+
 def test_strict_f1_relation_counts_when_everything_matches():
     predicted = [{"entities": [dict(e) for e in SENTENCE["entities"]][::-1],  # order of entities doesn't matter
                   "relations": [{"head": 2, "tail": 1, "type": "Work_For"},          # right
@@ -317,6 +331,26 @@ def test_pair_representation_is_spans_context_and_types():
     by_hand = torch.cat([h[hs:he].mean(0), h[ts:te].mean(0), h[he:ts].mean(0),
                          model.type_embedding.weight[h_type], model.type_embedding.weight[t_type]])
     assert torch.allclose(rep[0], by_hand, atol=1e-6)
+
+
+def test_task_losses_on_halves_equal_the_losses_of_each_half_alone():
+    model = tiny_joint_model().eval()   # eval: no dropout, so one forward pass and separate ones must agree
+    sentences = ner_re.encode_sentences([SENTENCE, _with(tokens=SENTENCE["tokens"][:6], entities=SENTENCE["entities"][:2],
+                                                         relations=SENTENCE["relations"][:1]), _with(relations=[])],
+                                        FakeTokenizer())
+    with torch.no_grad():
+        both = mt.task_losses(model, ner_re.collate_sentences(sentences[:2], pad_id=0), halves=True)
+        for k, one in (("1", sentences[:1]), ("2", sentences[1:2])):
+            alone = mt.task_losses(model, ner_re.collate_sentences(one, pad_id=0))
+            assert torch.allclose(both["ner_" + k], alone["ner"], atol=1e-5)
+            assert torch.allclose(both["re_" + k], alone["re"], atol=1e-5)
+        assert set(mt.task_losses(model, ner_re.collate_sentences(sentences[:1], pad_id=0), halves=True)) == {"ner", "re"}
+        without_pairs = ner_re.collate_sentences([sentences[0], _sentence_without_entities()], pad_id=0)
+        assert "re_2" not in mt.task_losses(model, without_pairs, halves=True)   # a half without any pair: no RE loss
+
+
+def _sentence_without_entities():
+    return ner_re.encode_sentences([_with(entities=[], relations=[])], FakeTokenizer())[0]
 
 
 def test_soft_sharing_needs_two_models_of_the_same_shape():
