@@ -3,6 +3,7 @@ checks, a claims cell. (Whether they *run* is nbval's job in `make test`.)"""
 
 from __future__ import annotations
 
+import base64
 import re
 import tomllib
 from pathlib import Path
@@ -84,3 +85,13 @@ def test_01_teaches_how_a_claim_is_decided_and_how_settings_were_chosen():
     assert "### How these settings were chosen" in headings
     claims_code = next(c.source for c in nb.cells if c.cell_type == "code" and "check_claims(" in c.source)
     assert "check_claims(claims, results, enforce=profile.name != \"quick\")" in claims_code
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_has_its_diagram_embedded(notebook):
+    """What is trained, frozen, shared or sent: an SVG attachment (shows on Colab and the site, no file needed)."""
+    nb = nbformat.read(notebook, as_version=4)
+    figure = next((notebook.parent / "figures").glob(f"{notebook.name[:2]}_*.svg"))
+    cells = [c for c in nb.cells if c.cell_type == "markdown" and figure.name in c.get("attachments", {})]
+    assert len(cells) == 1 and f"attachment:{figure.name}" in cells[0].source
+    assert base64.b64decode(cells[0].attachments[figure.name]["image/svg+xml"]) == figure.read_bytes()
