@@ -106,11 +106,21 @@ def sections_page(build: Path) -> str:
     return "\n".join(lines)
 
 
-def offline_badges(notebook: Path) -> None:
-    """Badge images live on colab.research.google.com and mybinder.org; the site shows them as plain links, so
-    every page loads with no network."""
-    text = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]\(([^)]*)\)", r"[\1](\2)", notebook.read_text())
-    notebook.write_text(text)
+def prepare_notebook(notebook: Path) -> None:
+    """Badge images live on colab.research.google.com and mybinder.org: the site shows them as plain links, so
+    every page loads with no network. Cell attachments (the diagrams) become files beside the page, which
+    Sphinx copies (myst-nb does not read attachments)."""
+    import base64
+
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        for name, data in cell.pop("attachments", {}).items():
+            value = next(iter(data.values()))   # base64, stored as one string or a list of lines
+            (notebook.parent / name).write_bytes(base64.b64decode("".join(value) if isinstance(value, list) else value))
+            cell["source"] = "".join(cell["source"]).replace(f"attachment:{name}", name)
+        if cell["cell_type"] == "markdown":
+            cell["source"] = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]\(([^)]*)\)", r"[\1](\2)", "".join(cell["source"]))
+    notebook.write_text(json.dumps(nb))
 
 
 def stage(build: Path, src: Path) -> Path:
@@ -121,7 +131,7 @@ def stage(build: Path, src: Path) -> Path:
     for stem in TITLES:
         executed = build / "notebooks" / f"{stem}.ipynb"
         shutil.copy(executed if executed.is_file() else ROOT / "notebooks" / f"{stem}.ipynb", src / f"{stem}.ipynb")
-        offline_badges(src / f"{stem}.ipynb")
+        prepare_notebook(src / f"{stem}.ipynb")
     profile = next((r.get("profile") for r in results.values()), None) or "(not run yet)"
     table = build / "benchmarks.md"
     benchmarks = table.read_text() if table.is_file() else (ROOT / "benchmarks" / "README.md").read_text()
