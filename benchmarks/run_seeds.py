@@ -4,7 +4,8 @@ build/seeds.md: for every claim its value, interval and verdict per seed, and fo
 range over the seeds (the "expected range" FACILITATOR.md quotes). --update-committed-table also writes
 benchmarks/SEEDS.md. Exit status 1 when a verdict differs from its expected one for some seed.
 
-Usage: python benchmarks/run_seeds.py [--seeds 0 1 2] [--reuse-build] [--update-committed-table] [notebooks...]
+Usage: python benchmarks/run_seeds.py [--seeds 0 1 2] [--reuse-build] [--table-only] [--update-committed-table]
+       [notebooks...]
 """
 
 from __future__ import annotations
@@ -78,11 +79,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--reuse-build", action="store_true", help="seed 0 from build/ (a `make course` run)")
     parser.add_argument("--update-committed-table", action="store_true")
+    parser.add_argument("--table-only", action="store_true", help="run nothing: tabulate the runs already in build/")
     args = parser.parse_args()
     by_seed = {}
     for seed in args.seeds:
         reuse = args.reuse_build and seed == 0 and all(r.get("seed", 0) == 0 for r in load(BUILD).values())
-        by_seed[seed] = load(BUILD if reuse else run(seed, args.notebooks))
+        folder = BUILD / "seeds" / f"seed-{seed}"
+        by_seed[seed] = load(BUILD if reuse else folder if args.table_only else run(seed, args.notebooks))
     text, mismatches = table(by_seed)
     (BUILD / "seeds.md").write_text(text)
     if args.update_committed_table:
