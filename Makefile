@@ -94,7 +94,7 @@ site: setup
 
 test: setup
 	LEARNSTRAT_PROFILE=default LEARNSTRAT_PROGRESS=0 HF_DATASETS_DISABLE_PROGRESS_BARS=1 \
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=1800 \
 		-p no:cacheprovider $(PYTEST_ARGS)
 
 # pyproject's lower bounds, tested: a fresh venv with the lowest allowed versions runs the notebooks (quick).
