@@ -160,7 +160,7 @@ _PROFILES = {
         multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
             train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2,
-            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1, 2), soft_strengths=(0.0, 1.0, 10.0),
+            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1, 2), soft_strengths=(0.0, 10.0),
             soft_fraction=0.1, cosine_every=4, lr=2e-4, compare_lr=3e-4, head_lr=3e-3, compare_head_lr=2e-3,
         ),
     ),
