@@ -113,6 +113,8 @@ def prepare_notebook(notebook: Path) -> None:
     import base64
 
     nb = json.loads(notebook.read_text())
+    # A stripped notebook has no language_info: without it Pygments lexes "!pip" as plain Python and warns.
+    nb["metadata"].setdefault("language_info", {}).update(name="python", pygments_lexer="ipython3")
     for cell in nb["cells"]:
         for name, data in cell.pop("attachments", {}).items():
             value = next(iter(data.values()))   # base64, stored as one string or a list of lines

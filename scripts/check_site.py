@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -60,7 +61,11 @@ def check_site(site: Path, screenshots: Path) -> list[str]:
         for page in pages:
             name = page.relative_to(site).as_posix()
             driver.get(page.as_uri())
-            report = driver.execute_script(PAGE_REPORT)
+            for _ in range(50):   # get() returns at the load event; give late scripts up to 5 s to finish
+                report = driver.execute_script(PAGE_REPORT)
+                if report["ready"] == "complete":
+                    break
+                time.sleep(0.1)
             driver.save_screenshot(str(screenshots / (name.replace("/", "__") + ".png")))
             if report["ready"] != "complete" or not report["title"]:
                 problems.append(f"{name}: did not load (state {report['ready']!r}, title {report['title']!r})")
