@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMODULES = ["assets", "profiles", "datasets", "text", "vision", "training", "metrics", "results", "claims",
-              "plots", "finetuning", "federated", "transport", "banks", "multitask", "ner_re"]
+              "plots", "finetuning", "federated", "transport", "banks", "multitask", "ner_re", "exercises"]
 
 
 def normalise(name: str) -> str:
