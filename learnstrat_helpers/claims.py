@@ -1,10 +1,6 @@
 """Claims vs evidence. A claim is data: the article's statement, the number it rests on with a 95% interval,
 the margin that number must clear, the verdict this run gives it and the verdict the notebook teaches.
-
-Explained in 01, section "Claims vs evidence: how a claim is decided".
-"""
-
-from __future__ import annotations
+Explained in 01, section "Claims vs evidence: how a claim is decided"."""
 
 import math
 from dataclasses import asdict, dataclass
@@ -43,8 +39,7 @@ class Claim:
 
     def __post_init__(self):
         numbers = {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "threshold": self.threshold}
-        bad = [f"{k}={v!r}" for k, v in numbers.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
-        if bad:
+        if bad := [f"{k}={v!r}" for k, v in numbers.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]:
             raise ValueError(f"claim {self.statement!r}: {', '.join(bad)} must be finite numbers.")
         if self.ci_low > self.ci_high:
             raise ValueError(f"claim {self.statement!r}: ci_low {self.ci_low} is above ci_high {self.ci_high}.")
@@ -77,9 +72,7 @@ def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None
     loss) and the statistic is ``mean(a) - mean(b)``. With ``metric(labels, predictions)`` (e.g. ROC-AUC) it
     is ``metric(labels, a) - metric(labels, b)``. ``b`` None: the interval of ``a``'s statistic alone. Both
     models are resampled with the same indices (a *paired* bootstrap), so what they share cancels.
-
-    Explained in 01, section "Claims vs evidence: how a claim is decided".
-    """
+    Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     a = np.asarray(a, dtype=float)
     b = None if b is None else np.asarray(b, dtype=float)
     if a.ndim != 1 or len(a) < 2 or (b is not None and b.shape != a.shape):
@@ -112,9 +105,7 @@ def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval,
     wide when the runs are few or disagree.
-
-    Explained in 01, section "Claims vs evidence: how a claim is decided".
-    """
+    Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
@@ -152,14 +143,11 @@ def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: 
     ``results`` (a :class:`~learnstrat_helpers.results.Results`) under ``"claims"``, and raise
     :class:`ClaimMismatch` naming every claim whose verdict differs from the expected one. ``enforce=False``
     (the ``quick`` profile, too small to decide anything) prints without raising.
-
-    Explained in 01, section "Claims vs evidence: how a claim is decided".
-    """
+    Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     if not claims:
         raise ValueError("check_claims got no claims to check.")
-    rows = [f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "
-            f"{c.strategy}, {c.side}: {c.statement}\n    {c.evidence}" for c in claims]
-    table = "\n".join(rows)
+    table = "\n".join(f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "
+                      f"{c.strategy}, {c.side}: {c.statement}\n    {c.evidence}" for c in claims)
     print(table)
     if plot:
         _plot_claims(claims)
@@ -174,6 +162,5 @@ def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: 
         raise ClaimMismatch(
             f"{len(wrong)} claim(s) came out differently in your run:\n{details}\nWhat could explain it: another seed "
             "(LEARNSTRAT_SEED) or profile, a different machine or library version, a change to a cell above, or a "
-            "claim that is simply not robust. Look at the figures and intervals above before trusting either verdict."
-        )
+            "claim that is simply not robust. Look at the figures and intervals above before trusting either verdict.")
     return table

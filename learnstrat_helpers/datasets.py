@@ -1,8 +1,6 @@
 """The course's datasets, validated, in the same schema whether read from a local folder or online.
 Explained in 01, section "Set-up: where the models and data come from"."""
 
-from __future__ import annotations
-
 import gzip
 import json
 import math
@@ -85,8 +83,7 @@ def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
     Explained in 01, section "Text: a frozen sentence encoder"."""
     if unknown := [s for s in splits if s not in ("train", "validation")]:
         raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation.")
-    folder = assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits])
-    if folder is not None:
+    if folder := assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits]):
         columns = {s: _jsonl_columns(folder / f"{s}.jsonl") for s in splits}
     elif assets.is_offline():
         raise _offline("the SST-2 dataset", "sst2", f"Hugging Face Hub ({_SST2_HUB_ID})", "<split>.jsonl")
@@ -104,8 +101,7 @@ def load_sentiment_sentences(domains: tuple[str, ...] = _SENTIMENT_DOMAINS):
     Explained in 02, section "Domain-specific? The SST-2 model on other review sites"."""
     if (unknown := [d for d in domains if d not in _SENTIMENT_DOMAINS]) or not domains:
         raise ValueError(f"Unknown domain(s) {unknown or '(none given)'}: choose from {', '.join(_SENTIMENT_DOMAINS)}.")
-    folder = assets.resolve_dataset_folder("sentiment_sentences", [f"{d}.jsonl" for d in domains])
-    if folder is not None:
+    if folder := assets.resolve_dataset_folder("sentiment_sentences", [f"{d}.jsonl" for d in domains]):
         return _as_dataset_dict({d: _jsonl_columns(folder / f"{d}.jsonl") for d in domains})
     if assets.is_offline():
         raise _offline("the sentiment sentences", "sentiment_sentences", f"UCI archive ({_UCI_SENTENCES_URL})",
@@ -138,8 +134,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     prefix = {"train": "train", "test": "t10k"}[split]
-    folder = assets.resolve_fashion_mnist_folder()
-    if folder is not None:
+    if folder := assets.resolve_fashion_mnist_folder():
         find = lambda stem: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"  # noqa: E731
         return _read_idx(find(f"{prefix}-images-idx3-ubyte")), _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     if assets.is_offline():

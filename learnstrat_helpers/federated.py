@@ -3,8 +3,6 @@
 together. What travels is parameter tensors and a count, never data (on the way: :mod:`.transport`).
 Explained in 04, section "The idea"."""
 
-from __future__ import annotations
-
 import math
 import time
 from dataclasses import dataclass, field
@@ -60,9 +58,8 @@ def partition(labels, n_clients: int, scheme: str = "iid", *, alpha: float | Non
 def mlp(n_inputs: int, n_classes: int, hidden: int = 0) -> nn.Module:
     """Logistic regression (``hidden=0``) or a one-hidden-layer MLP.
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
-    if hidden:
-        return nn.Sequential(nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
-    return nn.Sequential(nn.Linear(n_inputs, n_classes))
+    hidden_layer = [nn.Linear(n_inputs, hidden), nn.ReLU()] if hidden else []
+    return nn.Sequential(*hidden_layer, nn.Linear(hidden or n_inputs, n_classes))
 
 
 def get_parameters(model: nn.Module) -> list[np.ndarray]:
@@ -109,8 +106,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
     _check_data(x, "the client's data")
     if epochs < 1 or batch_size < 1 or not (lr > 0) or not (math.isfinite(mu) and mu >= 0):
         raise ValueError(f"need epochs, batch_size >= 1, lr > 0 and mu >= 0; got {epochs}, {batch_size}, {lr}, {mu}.")
-    device = model_device(model)
-    x, y = to_device((x, y), device)   # once: the batches are indices
+    x, y = to_device((x, y), model_device(model))   # once: the batches are indices
     global_params = [p.detach().clone() for p in model.parameters()]
     generator = torch.Generator().manual_seed(seed)   # on the CPU: the same batches on every device
 

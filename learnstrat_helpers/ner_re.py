@@ -1,10 +1,6 @@
 """Joint entity and relation extraction as a task: CoNLL04 (checked), BIO tags on first word pieces, entity
 pairs, batches, end-to-end prediction, strict micro-F1, an HTML view. The model is in :mod:`multitask`.
-
-Explained in 03, section "Data: CoNLL04".
-"""
-
-from __future__ import annotations
+Explained in 03, section "Data: CoNLL04"."""
 
 import html
 import warnings
@@ -79,13 +75,10 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
     ({head, tail, type}: indices into ``entities``), ``orig_id``; every record checked. From
     ``$LEARNSTRAT_DATA_DIR/conll04/<split>.jsonl`` (or the cache), else the Hub, else, with a loud warning, the
     course's own small sample (``data/conll04_sample``: not CoNLL04's numbers). ``result.source`` says which.
-
-    Explained in 03, section "Data: CoNLL04".
-    """
+    Explained in 03, section "Data: CoNLL04"."""
     import datasets
 
-    unknown = [s for s in splits if s not in _SPLITS]
-    if unknown:
+    if unknown := [s for s in splits if s not in _SPLITS]:
         raise ValueError(f"Unknown CoNLL04 split(s) {unknown}: choose from {', '.join(_SPLITS)}.")
     folder = assets.resolve_dataset_folder("conll04", [f"{s}.jsonl" for s in splits])
     source = str(folder)
@@ -159,9 +152,7 @@ class _Sentence:
 def encode_sentences(records: Sequence[dict], tokenizer, *, max_length: int = 128) -> list[_Sentence]:
     """Check each record, tokenise its words, cut at ``max_length`` pieces, tag each word's *first* piece (``B-type``
     on an entity's first word, ``I-type`` on the rest, ``O`` elsewhere), give every piece its word's case.
-
-    Explained in 03, section "Data: CoNLL04".
-    """
+    Explained in 03, section "Data: CoNLL04"."""
     records = [_check_record(r, f"sentence {i}") for i, r in enumerate(records)]
     if not records:
         raise ValueError("encode_sentences got no sentences.")
@@ -189,9 +180,7 @@ def collate_sentences(sentences: Sequence[_Sentence], pad_id: int, entities: Seq
     """A padded batch (``input_ids``, ``attention_mask``, ``ner_labels``, ``case``) and ``pairs``: [P, 7] (sentence,
     head piece start, end, tail start, end, head type, tail type) for every ordered pair of distinct entities, gold
     ones or ``entities`` (predicted), with ``pair_labels`` [P] (0: none, k: the k-th relation type).
-
-    Explained in 03, section "The joint model: one encoder, two heads".
-    """
+    Explained in 03, section "The joint model: one encoder, two heads"."""
     shape = (len(sentences), max(len(s.input_ids) for s in sentences))
     input_ids, mask = torch.full(shape, pad_id, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
     ner, case = torch.full(shape, _IGNORE, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
@@ -223,9 +212,7 @@ def predict_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, 
     """``{"entities", "relations"}`` per sentence, end to end: entities from ``ner_model``'s tags, then relations
     from ``re_model`` (default: the same) on every ordered pair of *predicted* entities (``gold_entities``: of the
     gold ones, RE alone). Batches go to each model's device; predictions come back as plain Python.
-
-    Explained in 03, section "The headline run".
-    """
+    Explained in 03, section "The headline run"."""
     re_model = (re_model or ner_model).eval()
     ner_model.eval()
     out: list[dict | None] = [None] * len(sentences)
@@ -285,18 +272,14 @@ def evaluate_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None,
                     gold_entities: bool = False) -> dict:
     """Strict micro precision, recall and F1 of :func:`predict_ner_re` against the full gold annotation (entities
     cut off by ``max_length`` count as missed), in ``result["ner"]``, ``["re"]``, ``["ner_by_type"]["Peop"]``...
-
-    Explained in 03, section "The headline run".
-    """
+    Explained in 03, section "The headline run"."""
     predicted = predict_ner_re(ner_model, sentences, re_model=re_model, pad_id=pad_id, gold_entities=gold_entities)
     return _strict_f1([s.record for s in sentences], predicted)
 
 
 def highlight_html(record: dict, title: str = "") -> str:
     """A sentence as HTML: entities highlighted by type, relations listed as head -[type]-> tail.
-
-    Explained in 03, section "Predictions, sentence by sentence".
-    """
+    Explained in 03, section "Predictions, sentence by sentence"."""
     tokens, ents = record["tokens"], record["entities"]
     words = lambda e: html.escape(" ".join(tokens[e["start"]: e["end"]]))  # noqa: E731
     starts, parts, w = {e["start"]: e for e in ents}, [], 0

@@ -3,8 +3,6 @@ top-k) with the bytes it takes, and differential privacy's clipping of each upda
 Updates are dicts of tensors with one row per client: ``{name: [clients, *parameter shape]}``.
 Explained in 04, section "Communication: bytes per round and megabytes to the target"."""
 
-from __future__ import annotations
-
 import math
 
 import torch
