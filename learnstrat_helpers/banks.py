@@ -46,12 +46,9 @@ def _credit_features(frame) -> np.ndarray:
     employment length, the other columns as they are."""
     import pandas as pd
 
-    columns = {}
-    for name in _COLUMNS:
-        if name in ("Class", "addr_state", "sub_grade", "term", "verification_status", "emp_length"):
-            continue
-        values = frame[name].astype(float)
-        columns[name] = np.log1p(values.clip(lower=0)) if name in _MONEY else values
+    encoded_apart = ("Class", "addr_state", "sub_grade", "term", "verification_status", "emp_length")
+    columns = {name: np.log1p(frame[name].astype(float).clip(lower=0)) if name in _MONEY else frame[name].astype(float)
+               for name in _COLUMNS if name not in encoded_apart}
     columns["sub_grade"] = frame["sub_grade"].map(lambda g: (ord(g[0]) - ord("A")) * 5 + int(g[1]) - 1).astype(float)
     columns["term_60"] = (frame["term"] == "term_60").astype(float)
     dummies = pd.get_dummies(frame[["verification_status", "emp_length"]], dtype=float)
@@ -62,11 +59,10 @@ def _credit_features(frame) -> np.ndarray:
 
 
 def load_credit_banks(test_fraction: float = 0.25, seed: int = 0, fold: int = 0) -> dict:
-    """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``: label 1 is
-    a bad loan (about 5%). The loans of each outcome are shuffled (``seed``) and cut into ``round(1 /
-    test_fraction)`` folds; fold ``fold`` is the test set (stratified), so folds 0, 1, ... give a
-    cross-validation. Features are standardised with all banks' training loans (banks could share just counts,
-    sums and sums of squares for that).
+    """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``: label 1 is a bad
+    loan (about 5%). The loans of each outcome are shuffled (``seed``) and cut into ``round(1 / test_fraction)`` folds;
+    fold ``fold`` is the test set (stratified), so folds 0, 1, ... give a cross-validation. Features are standardised
+    with all banks' training loans (banks could share just counts, sums and sums of squares for that).
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     import pandas as pd
 

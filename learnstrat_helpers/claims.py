@@ -103,9 +103,8 @@ def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval,
-    wide when the runs are few or disagree.
-    Explained in 01, section "Claims vs evidence: how a claim is decided"."""
+    """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval, wide when
+    the runs are few or disagree. Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
@@ -139,11 +138,10 @@ def _plot_claims(claims: list[Claim]) -> None:
 
 
 def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: bool = True) -> str:
-    """Print the claims table and plot each claim's interval against its margin, write the claims into
-    ``results`` (a :class:`~learnstrat_helpers.results.Results`) under ``"claims"``, and raise
-    :class:`ClaimMismatch` naming every claim whose verdict differs from the expected one. ``enforce=False``
-    (the ``quick`` profile, too small to decide anything) prints without raising.
-    Explained in 01, section "Claims vs evidence: how a claim is decided"."""
+    """Print the claims table and plot each claim's interval against its margin, write the claims into ``results`` (a
+    :class:`~learnstrat_helpers.results.Results`) under ``"claims"``, and raise :class:`ClaimMismatch` naming every
+    claim whose verdict differs from the expected one. ``enforce=False`` (the ``quick`` profile, too small to decide
+    anything) prints without raising. Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     if not claims:
         raise ValueError("check_claims got no claims to check.")
     table = "\n".join(f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "

@@ -71,8 +71,9 @@ def _as_dataset_dict(columns: dict[str, dict[str, list]]):   # checked splits of
     return datasets.DatasetDict({s: datasets.Dataset.from_dict(c, features=schema) for s, c in columns.items()})
 
 
-def _offline(what: str, name: str, online: str, files: str) -> assets.AssetNotFound:
+def _offline(what: str, name: str, online: str, files: str, *also_tried: str) -> assets.AssetNotFound:
     tried = ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / name}: empty", f"{online}: offline"]
+    tried += also_tried
     return assets.AssetNotFound(what, tried, f"go online once, or put {name}/{files} in LEARNSTRAT_DATA_DIR.")
 
 

@@ -1,5 +1,4 @@
-"""Metrics. Imports nothing else from the package.
-Explained in 01, section "Text: a frozen sentence encoder"."""
+"""Metrics. Imports nothing else from the package. Explained in 01, section "Text: a frozen sentence encoder"."""
 
 import torch
 

@@ -1,7 +1,6 @@
-"""Multitask learning for joint NER and RE: one encoder, two heads (hard sharing), one model per task (soft
-sharing), the tasks' losses, training through :func:`training.fit`. The notebook writes the step; the task
-(data, batches, prediction, scoring) is in :mod:`ner_re`.
-Explained in 03, section "The joint model: one encoder, two heads"."""
+"""Multitask learning for joint NER and RE: one encoder, two heads (hard sharing), one model per task (soft sharing),
+the tasks' losses, training through :func:`training.fit`. The notebook writes the step; the task (data, batches,
+prediction, scoring) is in :mod:`ner_re`. Explained in 03, section "The joint model: one encoder, two heads"."""
 
 from typing import Callable, Sequence
 

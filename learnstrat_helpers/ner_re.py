@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import assets
-from .datasets import SchemaError, _read_jsonl_objects  # the package's one JSONL reader (errors name the line)
+from .datasets import SchemaError, _offline, _read_jsonl_objects  # the one JSONL reader and "not found" error
 from .training import length_grouped_batches, model_device, to_device
 
 _HUB_ID = "DFKI-SLT/conll04"
@@ -97,10 +97,8 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
         loaded = {s: [_check_record(r, f"{_HUB_ID} {s}, record {i}") for i, r in enumerate(hub[s].to_list())]
                   for s in splits}
     else:
-        raise assets.AssetNotFound("the CoNLL04 dataset", [
-            "LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'conll04'}: empty",
-            f"Hugging Face Hub ({_HUB_ID}): offline", f"course sample {_SAMPLE_DIR}: missing"],
-            "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding conll04/{train,validation,test}.jsonl.")
+        raise _offline("the CoNLL04 dataset", "conll04", f"Hugging Face Hub ({_HUB_ID})",
+                       "{train,validation,test}.jsonl", f"course sample {_SAMPLE_DIR}: missing")
     columns = lambda i, r: {**{k: r[k] for k in ("tokens", "entities", "relations")},  # noqa: E731
                             "orig_id": int(r.get("orig_id", i))}
     result = datasets.DatasetDict({s: datasets.Dataset.from_list([columns(i, r) for i, r in enumerate(loaded[s])])

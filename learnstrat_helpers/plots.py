@@ -25,9 +25,8 @@ def _axes(ax):
 
 def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray], *, title: str,
                          xlabel: str, ylabel: str = "accuracy", ax=None, chance: float | None = None):
-    """Learning curves ``name -> [seeds, len(sizes)]``: the mean as a line, the min-max over seeds as a band,
-    each seed as a dot, on a log2 x axis.
-    Explained in 01, section "Text: a frozen sentence encoder"."""
+    """Learning curves ``name -> [seeds, len(sizes)]``: the mean as a line, the min-max over seeds as a band, each seed
+    as a dot, on a log2 x axis. Explained in 01, section "Text: a frozen sentence encoder"."""
     ax = _axes(ax)
     sizes = np.asarray(sizes, dtype=float)
     for (name, values), colour in zip(curves.items(), PALETTE):
@@ -113,9 +112,8 @@ def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str 
 
 def plot_label_histograms(histograms: Mapping[str, np.ndarray], class_names: Sequence[str], *, title: str,
                           max_clients: int = 20):
-    """One panel per partition: each client's examples as a stacked bar, one colour per class.
-    ``histograms`` maps a partition's name to an array [clients, classes].
-    Explained in 04, section "Partitions: how clients differ"."""
+    """One panel per partition: each client's examples as a stacked bar, one colour per class. ``histograms`` maps a
+    partition's name to an array [clients, classes]. Explained in 04, section "Partitions: how clients differ"."""
     if not histograms:
         raise ValueError("plot_label_histograms needs at least one partition.")
     fig, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 3.2), sharey=False, squeeze=False)
@@ -141,9 +139,8 @@ def plot_label_histograms(histograms: Mapping[str, np.ndarray], class_names: Seq
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str, xlabel: str,
                 ylabel: str = "test accuracy", ax=None, reference: float | None = None,
                 reference_label: str = "", logx: bool = False):
-    """Several curves ``name -> (x, y)`` on one axis (e.g. accuracy against rounds or megabytes), with an
-    optional horizontal reference line (a target, or the centralised model).
-    Explained in 04, section "Part 2: 100 clients"."""
+    """Several curves ``name -> (x, y)`` on one axis (e.g. accuracy against rounds or megabytes), with an optional
+    horizontal reference line (a target, or the centralised model). Explained in 04, section "Part 2: 100 clients"."""
     if not curves:
         raise ValueError("plot_curves needs at least one curve.")
     ax = _axes(ax)

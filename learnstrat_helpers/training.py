@@ -1,7 +1,7 @@
 """The one training loop of the course and what every loop needs. The notebooks write the *step* (forward, loss,
 backward, optimizer step): that is what they teach; :func:`fit` is the loop around it (device, logging, progress bar,
-evaluation, early stopping). Federated simulation has its own lockstep loop (``federated.simulate``). Explained in
-01, section "Vision: where transfer stops paying", and in 02, section "Fine-tuning: the whole encoder learns"."""
+evaluation, early stopping). Federated simulation has its own lockstep loop (``federated.simulate``).
+Explained in 01, section "Vision: where transfer stops paying", and in 02, section "Fine-tuning: the whole encoder learns"."""
 
 import contextlib
 import copy
@@ -115,9 +115,8 @@ def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
 
 @dataclass
 class _History:
-    """What :func:`fit` saw: per step the step's logged values and seconds; per evaluation the step, epoch and
-    metrics; per epoch its seconds; the restored ``best_epoch``. Explained in 02, section "Fine-tuning: the
-    whole encoder learns"."""
+    """What :func:`fit` saw: per step its logged values and seconds; per evaluation the step, epoch and metrics; per
+    epoch its seconds; the restored ``best_epoch``. Explained in 02, section "Fine-tuning: the whole encoder learns"."""
 
     logs: list[dict] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
@@ -140,12 +139,11 @@ def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: C
         scheduler=None, epochs: int = 1, max_steps: int | None = None,
         evaluate: Callable[[nn.Module], dict] | None = None, patience: int | None = None, desc: str = "training",
         show_progress: bool = True) -> _History:
-    """Train ``model``: for each epoch, for each batch of ``batches`` (a sequence, or ``epoch -> sequence``
-    for a fresh order every epoch), move the batch to the model's device and call
-    ``step(model, batch, optimizer, scheduler)``, which does the work and returns a dict of numbers to log
-    (all must be finite). ``max_steps`` ends the run early. ``evaluate(model) -> dict`` runs in eval mode
-    after every epoch; with ``patience`` the run stops when its ``val_loss`` has not improved for that many
-    epochs, and the best epoch's weights are restored.
+    """Train ``model``: for each epoch, for each batch of ``batches`` (a sequence, or ``epoch -> sequence`` for a fresh
+    order every epoch), move the batch to the model's device and call ``step(model, batch, optimizer, scheduler)``,
+    which does the work and returns a dict of numbers to log (all must be finite). ``max_steps`` ends the run early.
+    ``evaluate(model) -> dict`` runs in eval mode after every epoch; with ``patience`` the run stops when its
+    ``val_loss`` has not improved for that many epochs, and the best epoch's weights are restored.
     Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")

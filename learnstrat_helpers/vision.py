@@ -1,8 +1,7 @@
-"""EfficientNet-Lite0 in plain PyTorch, cut anywhere (``stem`` -> ``run_blocks`` -> ``head_features`` -> ``_fc``;
-names follow the lukemelas state dict, so the ImageNet weights load strictly), and the in-memory batches notebook
-01 trains on. Lite0 is EfficientNet-B0 for mobile: ReLU6, no squeeze-excitation, TF "SAME" padding, BN eps 1e-3,
-inputs in [0, 1] mapped to [-1, 1].
-Explained in 01, section "Vision: a model pretrained on ImageNet"."""
+"""EfficientNet-Lite0 in plain PyTorch, cut anywhere (``stem`` -> ``run_blocks`` -> ``head_features`` -> ``_fc``; names
+follow the lukemelas state dict, so the ImageNet weights load strictly), and the in-memory batches notebook 01 trains
+on. Lite0 is EfficientNet-B0 for mobile: ReLU6, no squeeze-excitation, TF "SAME" padding, BN eps 1e-3, inputs in [0, 1]
+mapped to [-1, 1]. Explained in 01, section "Vision: a model pretrained on ImageNet"."""
 
 import functools
 import math
