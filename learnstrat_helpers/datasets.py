@@ -78,9 +78,8 @@ def _offline(what: str, name: str, online: str, files: str, *also_tried: str) ->
 
 
 def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
-    """SST-2 (binary sentiment) as a ``datasets.DatasetDict`` with columns ``sentence`` and ``label``, from
-    ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` (or the cache), else the Hub's ``stanfordnlp/sst2``. Each split
-    is checked: not empty, both columns, labels 0 or 1. (GLUE hides the test labels, so there is no test split.)
+    """SST-2 as a ``datasets.DatasetDict`` (``sentence``, ``label`` 0/1, each split checked) from
+    ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` or the cache, else the Hub (GLUE hides test labels: no test split).
     Explained in 01, section "Text: a frozen sentence encoder"."""
     if unknown := [s for s in splits if s not in ("train", "validation")]:
         raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation.")
@@ -96,9 +95,8 @@ def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
 
 
 def load_sentiment_sentences(domains: tuple[str, ...] = _SENTIMENT_DOMAINS):
-    """Review sentences of three domains (Kotzias et al. 2015: IMDb movies, Amazon phones, Yelp restaurants; 1,000
-    each, half positive): a ``datasets.DatasetDict`` split per domain, checked as :func:`load_sst2`, from
-    ``$LEARNSTRAT_DATA_DIR/sentiment_sentences/<domain>.jsonl`` (or the cache), else the UCI archive; original case.
+    """Kotzias et al. 2015's reviews (IMDb, Amazon, Yelp; 1,000 each, half positive), one split per domain, checked as
+    :func:`load_sst2`, from ``$LEARNSTRAT_DATA_DIR/sentiment_sentences/<domain>.jsonl``, the cache, else UCI.
     Explained in 02, section "Domain-specific? The SST-2 model on other review sites"."""
     if (unknown := [d for d in domains if d not in _SENTIMENT_DOMAINS]) or not domains:
         raise ValueError(f"Unknown domain(s) {unknown or '(none given)'}: choose from {', '.join(_SENTIMENT_DOMAINS)}.")
@@ -150,9 +148,8 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = None) -> np.ndarray:
-    """Indices of ``per_class`` examples of every class (``range(n_classes)``, else the classes present),
-    drawn without replacement with ``seed``, classes interleaved. A class with too few examples is an error.
-    Explained in 01, section "Text: a frozen sentence encoder"."""
+    """Indices of ``per_class`` examples of every class (``range(n_classes)``, else those present), drawn with ``seed``,
+    interleaved; too few is an error. Explained in 01, section "Text: a frozen sentence encoder"."""
     labels = np.asarray(labels)
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}.")
@@ -169,9 +166,8 @@ def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = 
 
 def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed: int = 0,
                        resolution: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST images as floats in [0, 1] ``[N, 1, resolution, resolution]`` and int64 labels; a
-    balanced subset of ``per_class`` per class (all when None), from :func:`assets.resolve_fashion_mnist_folder`
-    else the Hub. Explained in 01, section "Vision: where transfer stops paying"."""
+    """Images in [0, 1] ``[N, 1, resolution, resolution]`` and int64 labels, ``per_class`` of each class (None: all).
+    Explained in 01, section "Vision: where transfer stops paying"."""
     if split not in ("train", "test"):
         raise ValueError(f"Unknown Fashion-MNIST split {split!r}: choose 'train' or 'test'.")
     if resolution < 8:

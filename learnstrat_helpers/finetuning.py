@@ -93,8 +93,7 @@ def unfreeze_top_layers(model: nn.Module, k: int) -> nn.Module:
 
 def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1,
              target_modules: Sequence[str] = ("query", "value")):
-    """Wrap ``model`` (in place) in ``peft``'s LoRA: the pretrained weights freeze; low-rank updates of the
-    attention's query and value matrices, the pooler and the new classifier train.
+    """``model`` wrapped in place in ``peft``'s LoRA: low-rank updates of query and value, pooler and classifier train.
     Explained in 02, section "LoRA by hand: two small matrices"."""
     from peft import LoraConfig, TaskType, get_peft_model
     if r < 1:
@@ -140,9 +139,8 @@ def fine_tune(model, train: _TokenizedTexts, step: Callable, *, epochs: int = 1,
               val: _TokenizedTexts | None = None, eval_train: bool = False, patience: int | None = None,
               group_by_length: bool = True, pad_to: int | None = None, max_steps: int | None = None, seed: int = 0,
               show_progress: bool = True) -> _History:
-    """``training.fit`` of the notebook's ``step``: fused AdamW, layer-wise decayed groups, warm-up + linear decay, each
-    epoch a new length-grouped (or random) order of padded batches. Evaluations hold ``val_loss``/``val_acc`` (``val``),
-    ``train_loss``/``train_acc`` (``eval_train``); ``patience`` stops early.
+    """``training.fit`` of ``step``: AdamW, layer-wise decay, warm-up + linear decay, a new length-grouped (or random)
+    order each epoch; evaluations log ``val_loss``/``val_acc``, ``train_*`` (``eval_train``); ``patience`` stops early.
     Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     if patience is not None and val is None:
         raise ValueError("early stopping needs validation data (val=...).")

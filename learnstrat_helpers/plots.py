@@ -1,6 +1,5 @@
-"""One function per kind of figure the course shows, one style for all: a white background (readable in light
-and dark themes), labelled axes, and a title that states the claim the figure supports.
-Explained in 01, section "Text: a frozen sentence encoder"."""
+"""One function per kind of figure, one style (white background for light and dark themes, labelled axes, a title
+that states the claim). Explained in 01, section "Text: a frozen sentence encoder"."""
 
 from typing import Mapping, Sequence
 

@@ -1,6 +1,5 @@
-"""Headline numbers of a run, written to ``build/results/<notebook stem>.json``: a flat mapping of names to numbers,
-``profile``, ``seed`` and the notebook's ``claims`` (the benchmark harness adds ``wall_s`` and ``peak_rss_mb``), so
-anything outside the notebook can re-check a verdict. Explained in 01, section "Claims vs evidence"."""
+"""Headline numbers of a run in ``build/results/<notebook stem>.json`` (names to numbers, ``profile``, ``seed``,
+``claims``), so anything outside can re-check a verdict. Explained in 01, section "Claims vs evidence"."""
 
 import json
 import math

@@ -57,9 +57,9 @@ def _cache_path(texts: Sequence[str], model_id: str) -> Path:
 
 def embed_texts_cached(texts: Sequence[str], model_name_or_path: str | None = None, *,
                        device: str | torch.device | None = None, **kwargs) -> torch.Tensor:
-    """Frozen sentence embeddings [N, dim] (mean of the token vectors, L2-normalised unless ``normalize=False``) of a
-    BERT-family encoder (MiniLM-L6 by default), computed once on ``device`` (default: the GPU when there is one), then
-    read from the cache folder. Explained in 01, section "Text: a frozen sentence encoder"."""
+    """Mean-pooled, L2-normalised (unless ``normalize=False``) embeddings [N, dim] of a BERT-family encoder (MiniLM by
+    default), computed once on ``device`` (default: GPU if any), then cached.
+    Explained in 01, section "Text: a frozen sentence encoder"."""
     texts = _checked_texts(texts)
     source = model_name_or_path or assets.resolve_text_model()
     path = _cache_path(texts, f"{source}|{sorted((k, v) for k, v in kwargs.items() if k != 'show_progress')}")

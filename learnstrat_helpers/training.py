@@ -44,6 +44,15 @@ def to_device(batch: Any, device: torch.device | str) -> Any:
     return batch
 
 
+def _check_examples(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    """One clear ValueError for no examples, labels not matching the inputs, or NaN/inf inputs (``what``: the data)."""
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"{what} is empty: no data to train on." if len(x) == 0 else
+                         f"{what} has {len(x)} inputs but {len(y)} labels.")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError(f"{what} contains NaN or inf values.")
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -51,9 +60,8 @@ def model_device(model: nn.Module) -> torch.device:
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
                            group_by_length: bool = True, max_tokens: int | None = None) -> list[list[int]]:
-    """Index batches for one epoch: shuffle, sort within chunks of 50 batches, shuffle the batches (texts of similar
-    length share a batch, the epoch stays random); without ``shuffle``, sorted by length. ``max_tokens`` splits a
-    batch so that texts x longest length stays within it (caps memory).
+    """Index batches for one epoch: similar lengths share a batch (sorted within chunks of 50 batches), the order stays
+    random (without ``shuffle``: sorted); ``max_tokens`` caps texts x longest length per batch.
     Explained in 02, section "Mechanics: dynamic padding and length-grouped batches"."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
@@ -139,11 +147,10 @@ def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: C
         scheduler=None, epochs: int = 1, max_steps: int | None = None,
         evaluate: Callable[[nn.Module], dict] | None = None, patience: int | None = None, desc: str = "training",
         show_progress: bool = True) -> _History:
-    """Train ``model``: for each epoch, for each batch of ``batches`` (a sequence, or ``epoch -> sequence`` for a fresh
-    order every epoch), move the batch to the model's device and call ``step(model, batch, optimizer, scheduler)``,
-    which does the work and returns a dict of numbers to log (all must be finite). ``max_steps`` ends the run early.
-    ``evaluate(model) -> dict`` runs in eval mode after every epoch; with ``patience`` the run stops when its
-    ``val_loss`` has not improved for that many epochs, and the best epoch's weights are restored.
+    """For each epoch, each batch of ``batches`` (or of ``batches(epoch)``), on the model's device:
+    ``step(model, batch, optimizer, scheduler) -> dict`` of finite numbers to log; ``max_steps`` ends early.
+    ``evaluate(model) -> dict`` runs after every epoch; with ``patience``, no better ``val_loss`` for that many epochs
+    stops the run and restores the best epoch's weights.
     Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
@@ -202,9 +209,8 @@ def release_memory() -> None:
 
 
 def limit_memory_growth(mmap_threshold_mb: int = 2) -> bool:
-    """Give every allocation above ``mmap_threshold_mb`` its own memory map, returned to the OS when freed:
-    dynamic padding allocates new shapes every step and glibc's heap fragments (~100 MB per model trained).
-    False where it cannot apply (not glibc). Explained in 02, section "Recap / imports"."""
+    """Allocations above ``mmap_threshold_mb`` get their own memory map, freed to the OS: dynamic padding fragments
+    glibc's heap (~100 MB a model). False without glibc. Explained in 02, section "Recap / imports"."""
     if mmap_threshold_mb < 0:
         raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
     try:
