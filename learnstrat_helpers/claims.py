@@ -1,10 +1,5 @@
-"""Claims vs evidence. A claim is data: the article's statement, the number it rests on with a 95% interval,
-the margin that number must clear, the verdict this run gives it and the verdict the notebook teaches.
-
-Explained in 01, section "Claims vs evidence: how a claim is decided".
-"""
-
-from __future__ import annotations
+"""Claims vs evidence: a claim is data (statement, number with a 95% interval, margin, this run's and the taught
+verdict). Explained in 01, section "Claims vs evidence: how a claim is decided"."""
 
 import math
 from dataclasses import asdict, dataclass
@@ -23,10 +18,9 @@ class ClaimMismatch(AssertionError):
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim. ``value`` (with its interval ``ci_low``..``ci_high``) supports the statement when the whole
-    interval lies beyond ``threshold`` on the claim's side (above it, or below it when ``higher_supports`` is
-    False), contradicts it when the whole interval lies on the other side, and is inconclusive otherwise.
-    ``side`` places it in the article's table: a ``strength``, a ``limitation``, or ``beyond`` the article."""
+    """One claim: supported when the whole interval ``ci_low``..``ci_high`` lies beyond ``threshold`` on its side
+    (below it if not ``higher_supports``), contradicted when on the other side, else inconclusive. ``side``: the
+    article's table row (``strength``, ``limitation``, or ``beyond`` the article)."""
 
     strategy: str
     side: str
@@ -43,8 +37,7 @@ class Claim:
 
     def __post_init__(self):
         numbers = {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "threshold": self.threshold}
-        bad = [f"{k}={v!r}" for k, v in numbers.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
-        if bad:
+        if bad := [f"{k}={v!r}" for k, v in numbers.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]:
             raise ValueError(f"claim {self.statement!r}: {', '.join(bad)} must be finite numbers.")
         if self.ci_low > self.ci_high:
             raise ValueError(f"claim {self.statement!r}: ci_low {self.ci_low} is above ci_high {self.ci_high}.")
@@ -72,14 +65,10 @@ class Claim:
 
 def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None, n_resamples: int = 2000,
                        seed: int = 0, confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(value, low, high)``: the statistic on the test set and its percentile interval from resampling test
-    examples with replacement. Without ``metric``, ``a`` (and ``b``) are per-example scores (1/0 correct, a
-    loss) and the statistic is ``mean(a) - mean(b)``. With ``metric(labels, predictions)`` (e.g. ROC-AUC) it
-    is ``metric(labels, a) - metric(labels, b)``. ``b`` None: the interval of ``a``'s statistic alone. Both
-    models are resampled with the same indices (a *paired* bootstrap), so what they share cancels.
-
-    Explained in 01, section "Claims vs evidence: how a claim is decided".
-    """
+    """``(value, low, high)``: the statistic and its percentile interval over test examples resampled with replacement:
+    ``mean(a) - mean(b)`` of per-example scores (1/0 correct, a loss), or ``metric(labels, a) - metric(labels, b)``
+    (e.g. ROC-AUC); ``b`` None: ``a``'s alone. Both use the same indices (*paired*), so what they share cancels.
+    Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     a = np.asarray(a, dtype=float)
     b = None if b is None else np.asarray(b, dtype=float)
     if a.ndim != 1 or len(a) < 2 or (b is not None and b.shape != a.shape):
@@ -110,11 +99,8 @@ def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval,
-    wide when the runs are few or disagree.
-
-    Explained in 01, section "Claims vs evidence: how a claim is decided".
-    """
+    """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval, wide when
+    the runs are few or disagree. Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
@@ -125,8 +111,7 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
 
 
 def _plot_claims(claims: list[Claim]) -> None:
-    """One row per claim, each on its own scale (claims differ in units): the 95% interval and the value,
-    shifted by the margin and signed so that right of the line always means "on the claim's side"."""
+    """One row per claim on its own scale: interval and value minus the margin, signed so right means its side."""
     import matplotlib.pyplot as plt
 
     colours = {"supported": "#1b9e77", "contradicted": "#d95f02", "inconclusive": "#7f7f7f"}
@@ -148,18 +133,13 @@ def _plot_claims(claims: list[Claim]) -> None:
 
 
 def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: bool = True) -> str:
-    """Print the claims table and plot each claim's interval against its margin, write the claims into
-    ``results`` (a :class:`~learnstrat_helpers.results.Results`) under ``"claims"``, and raise
-    :class:`ClaimMismatch` naming every claim whose verdict differs from the expected one. ``enforce=False``
-    (the ``quick`` profile, too small to decide anything) prints without raising.
-
-    Explained in 01, section "Claims vs evidence: how a claim is decided".
-    """
+    """Print the claims table, plot each interval against its margin, record the claims in ``results``, and raise
+    :class:`ClaimMismatch` naming every claim whose verdict differs from the expected one (``enforce=False``, for the
+    ``quick`` profile: print only). Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     if not claims:
         raise ValueError("check_claims got no claims to check.")
-    rows = [f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "
-            f"{c.strategy}, {c.side}: {c.statement}\n    {c.evidence}" for c in claims]
-    table = "\n".join(rows)
+    table = "\n".join(f"[{c.verdict}{'' if c.verdict == c.expected else ' (expected: ' + c.expected + ')'}] "
+                      f"{c.strategy}, {c.side}: {c.statement}\n    {c.evidence}" for c in claims)
     print(table)
     if plot:
         _plot_claims(claims)
@@ -174,6 +154,5 @@ def check_claims(claims: list[Claim], results=None, enforce: bool = True, plot: 
         raise ClaimMismatch(
             f"{len(wrong)} claim(s) came out differently in your run:\n{details}\nWhat could explain it: another seed "
             "(LEARNSTRAT_SEED) or profile, a different machine or library version, a change to a cell above, or a "
-            "claim that is simply not robust. Look at the figures and intervals above before trusting either verdict."
-        )
+            "claim that is simply not robust. Look at the figures and intervals above before trusting either verdict.")
     return table

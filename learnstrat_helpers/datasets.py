@@ -1,8 +1,6 @@
 """The course's datasets, validated, in the same schema whether read from a local folder or online.
 Explained in 01, section "Set-up: where the models and data come from"."""
 
-from __future__ import annotations
-
 import gzip
 import json
 import math
@@ -73,20 +71,19 @@ def _as_dataset_dict(columns: dict[str, dict[str, list]]):   # checked splits of
     return datasets.DatasetDict({s: datasets.Dataset.from_dict(c, features=schema) for s, c in columns.items()})
 
 
-def _offline(what: str, name: str, online: str, files: str) -> assets.AssetNotFound:
+def _offline(what: str, name: str, online: str, files: str, *also_tried: str) -> assets.AssetNotFound:
     tried = ["LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / name}: empty", f"{online}: offline"]
+    tried += also_tried
     return assets.AssetNotFound(what, tried, f"go online once, or put {name}/{files} in LEARNSTRAT_DATA_DIR.")
 
 
 def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
-    """SST-2 (binary sentiment) as a ``datasets.DatasetDict`` with columns ``sentence`` and ``label``, from
-    ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` (or the cache), else the Hub's ``stanfordnlp/sst2``. Each split
-    is checked: not empty, both columns, labels 0 or 1. (GLUE hides the test labels, so there is no test split.)
+    """SST-2 as a ``datasets.DatasetDict`` (``sentence``, ``label`` 0/1, each split checked) from
+    ``$LEARNSTRAT_DATA_DIR/sst2/<split>.jsonl`` or the cache, else the Hub (GLUE hides test labels: no test split).
     Explained in 01, section "Text: a frozen sentence encoder"."""
     if unknown := [s for s in splits if s not in ("train", "validation")]:
         raise ValueError(f"Unknown SST-2 split(s) {unknown}: choose from train, validation.")
-    folder = assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits])
-    if folder is not None:
+    if folder := assets.resolve_dataset_folder("sst2", [f"{s}.jsonl" for s in splits]):
         columns = {s: _jsonl_columns(folder / f"{s}.jsonl") for s in splits}
     elif assets.is_offline():
         raise _offline("the SST-2 dataset", "sst2", f"Hugging Face Hub ({_SST2_HUB_ID})", "<split>.jsonl")
@@ -98,14 +95,12 @@ def load_sst2(splits: tuple[str, ...] = ("train", "validation")):
 
 
 def load_sentiment_sentences(domains: tuple[str, ...] = _SENTIMENT_DOMAINS):
-    """Review sentences of three domains (Kotzias et al. 2015: IMDb movies, Amazon phones, Yelp restaurants; 1,000
-    each, half positive): a ``datasets.DatasetDict`` split per domain, checked as :func:`load_sst2`, from
-    ``$LEARNSTRAT_DATA_DIR/sentiment_sentences/<domain>.jsonl`` (or the cache), else the UCI archive; original case.
+    """Kotzias et al. 2015's reviews (IMDb, Amazon, Yelp; 1,000 each, half positive), one split per domain, checked as
+    :func:`load_sst2`, from ``$LEARNSTRAT_DATA_DIR/sentiment_sentences/<domain>.jsonl``, the cache, else UCI.
     Explained in 02, section "Domain-specific? The SST-2 model on other review sites"."""
     if (unknown := [d for d in domains if d not in _SENTIMENT_DOMAINS]) or not domains:
         raise ValueError(f"Unknown domain(s) {unknown or '(none given)'}: choose from {', '.join(_SENTIMENT_DOMAINS)}.")
-    folder = assets.resolve_dataset_folder("sentiment_sentences", [f"{d}.jsonl" for d in domains])
-    if folder is not None:
+    if folder := assets.resolve_dataset_folder("sentiment_sentences", [f"{d}.jsonl" for d in domains]):
         return _as_dataset_dict({d: _jsonl_columns(folder / f"{d}.jsonl") for d in domains})
     if assets.is_offline():
         raise _offline("the sentiment sentences", "sentiment_sentences", f"UCI archive ({_UCI_SENTENCES_URL})",
@@ -138,8 +133,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     prefix = {"train": "train", "test": "t10k"}[split]
-    folder = assets.resolve_fashion_mnist_folder()
-    if folder is not None:
+    if folder := assets.resolve_fashion_mnist_folder():
         find = lambda stem: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"  # noqa: E731
         return _read_idx(find(f"{prefix}-images-idx3-ubyte")), _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     if assets.is_offline():
@@ -154,9 +148,8 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = None) -> np.ndarray:
-    """Indices of ``per_class`` examples of every class (``range(n_classes)``, else the classes present),
-    drawn without replacement with ``seed``, classes interleaved. A class with too few examples is an error.
-    Explained in 01, section "Text: a frozen sentence encoder"."""
+    """Indices of ``per_class`` examples of every class (``range(n_classes)``, else those present), drawn with ``seed``,
+    interleaved; too few is an error. Explained in 01, section "Text: a frozen sentence encoder"."""
     labels = np.asarray(labels)
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}.")
@@ -173,9 +166,8 @@ def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = 
 
 def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed: int = 0,
                        resolution: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST images as floats in [0, 1] ``[N, 1, resolution, resolution]`` and int64 labels; a
-    balanced subset of ``per_class`` per class (all when None), from :func:`assets.resolve_fashion_mnist_folder`
-    else the Hub. Explained in 01, section "Vision: where transfer stops paying"."""
+    """Images in [0, 1] ``[N, 1, resolution, resolution]`` and int64 labels, ``per_class`` of each class (None: all).
+    Explained in 01, section "Vision: where transfer stops paying"."""
     if split not in ("train", "test"):
         raise ValueError(f"Unknown Fashion-MNIST split {split!r}: choose 'train' or 'test'.")
     if resolution < 8:

@@ -1,9 +1,5 @@
-"""Federated learning: partitions, the client step (Flower-style ``train``, ``test``, ``get_parameters``,
-``set_parameters``; ``apps/flower_bank`` wraps them), FedAvg, and a simulator training a round's clients
-together. What travels is parameter tensors and a count, never data (on the way: :mod:`.transport`).
-Explained in 04, section "The idea"."""
-
-from __future__ import annotations
+"""Federated learning: partitions, the Flower-style client step (``apps/flower_bank`` wraps it), FedAvg, a simulator.
+What travels is parameters and a count, never data (:mod:`.transport`). Explained in 04, section "The idea"."""
 
 import math
 import time
@@ -16,14 +12,13 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from . import transport
-from .training import fit, model_device, progress, to_device
+from .training import _check_examples, fit, model_device, progress, to_device
 
 
 def partition(labels, n_clients: int, scheme: str = "iid", *, alpha: float | None = None, shards_per_client: int = 2,
               seed: int = 0, min_size: int = 1, max_tries: int = 100) -> list[np.ndarray]:
-    """One index array per client: ``"iid"`` shuffled, equal parts; ``"shards"`` sorted by label, cut into
-    ``shards_per_client`` shards per client, dealt at random; ``"dirichlet"`` each class spread in proportions
-    drawn from Dirichlet(``alpha``), redrawn (``max_tries``) until every client has ``min_size`` examples.
+    """One index array per client: ``"iid"`` equal random parts; ``"shards"`` label-sorted shards dealt at random;
+    ``"dirichlet"`` each class split by Dirichlet(``alpha``) shares, redrawn until each client has ``min_size``.
     Explained in 04, section "Partitions: how clients differ"."""
     labels, rng = np.asarray(labels), np.random.default_rng(seed)
     if scheme == "iid":
@@ -60,9 +55,8 @@ def partition(labels, n_clients: int, scheme: str = "iid", *, alpha: float | Non
 def mlp(n_inputs: int, n_classes: int, hidden: int = 0) -> nn.Module:
     """Logistic regression (``hidden=0``) or a one-hidden-layer MLP.
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
-    if hidden:
-        return nn.Sequential(nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
-    return nn.Sequential(nn.Linear(n_inputs, n_classes))
+    hidden_layer = [nn.Linear(n_inputs, hidden), nn.ReLU()] if hidden else []
+    return nn.Sequential(*hidden_layer, nn.Linear(hidden or n_inputs, n_classes))
 
 
 def get_parameters(model: nn.Module) -> list[np.ndarray]:
@@ -91,26 +85,15 @@ def _fedprox_term(params, global_params, mu: float) -> torch.Tensor:
     return 0.5 * mu * sum(((p - g.detach()) ** 2).sum() for p, g in zip(params, global_params))
 
 
-def _check_data(x: torch.Tensor, what: str) -> None:
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError(f"{what} contains NaN or inf values.")
-
-
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1, batch_size: int = 32,
           lr: float = 0.1, mu: float = 0.0, seed: int = 0) -> dict:
-    """The client step: ``epochs`` passes of SGD over the client's data in shuffled batches (``training.fit``,
-    on the model's device), on cross-entropy plus, when ``mu > 0``, FedProx's ``mu / 2 * ||w - w_global||^2``.
-    Changes ``model``; returns ``{"num-examples", "loss"}`` (the mean loss over every example seen).
+    """The client step: ``epochs`` of SGD (``training.fit``), cross-entropy + FedProx's ``mu / 2 * ||w - w_global||^2``;
+    returns ``{"num-examples", "loss"}`` (mean over every example seen).
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
-    if len(x) == 0:
-        raise ValueError("this client has no data: it cannot train.")
-    if len(x) != len(y):
-        raise ValueError(f"{len(x)} inputs but {len(y)} labels.")
-    _check_data(x, "the client's data")
+    _check_examples(x, y, "this client's data")
     if epochs < 1 or batch_size < 1 or not (lr > 0) or not (math.isfinite(mu) and mu >= 0):
         raise ValueError(f"need epochs, batch_size >= 1, lr > 0 and mu >= 0; got {epochs}, {batch_size}, {lr}, {mu}.")
-    device = model_device(model)
-    x, y = to_device((x, y), device)   # once: the batches are indices
+    x, y = to_device((x, y), model_device(model))   # once: the batches are indices
     global_params = [p.detach().clone() for p in model.parameters()]
     generator = torch.Generator().manual_seed(seed)   # on the CPU: the same batches on every device
 
@@ -147,8 +130,8 @@ def test(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 
 def fedavg_loop(make_model: Callable[[], nn.Module], client_data: Sequence[tuple[torch.Tensor, torch.Tensor]], *,
                 rounds: int, epochs: int = 1, batch_size: int = 32, lr: float = 0.1, seed: int = 0) -> list[np.ndarray]:
-    """The readable reference: FedAvg's global parameters after ``rounds`` over every client, one after
-    another, with :func:`train` (client k, round r: seed ``seed + 1000 * r + k``, as in the Flower app).
+    """The readable reference: FedAvg's parameters after ``rounds`` of :func:`train` on every client in turn (seed
+    ``seed + 1000 * round + k``, as in the Flower app).
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     torch.manual_seed(seed)
     parameters = get_parameters(make_model())
@@ -204,8 +187,7 @@ class SimSettings:
 
 @dataclass
 class SimHistory:
-    """Per round: test accuracy, cumulative megabytes (up and down), that round's bytes and clients
-    answering; and the seconds it took and the final global parameters.
+    """Per round: test accuracy, cumulative megabytes, the round's bytes and clients answering; seconds, final weights.
     Explained in 04, section "FedAvg against FedSGD and the centralised model"."""
 
     rounds: list[int] = field(default_factory=list)
@@ -255,8 +237,7 @@ def _stacked_batches(parts, chosen, s: SimSettings, work, rng):
 
 
 def _stacked_forward(model: nn.Module) -> Callable:
-    """``(params [K, ...], x [K, batch, ...]) -> logits`` of K clients at once: batched matrix products for an
-    MLP (the fastest on a CPU), else ``vmap`` over ``functional_call``."""
+    """``(params [K, ...], x [K, B, ...]) -> logits`` of K clients: bmm for an MLP (fastest on a CPU), else ``vmap``."""
     if not (isinstance(model, nn.Sequential) and all(isinstance(m, (nn.Linear, nn.ReLU)) for m in model)):
         return vmap(lambda params, xb: functional_call(model, params, (xb,)))
 
@@ -284,10 +265,8 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
     """FedAvg (FedProx, FedSGD) over the clients ``parts``, fast: a round's sampled clients train *together*,
     their weights stacked along a new first dimension, one batched gradient step updating all (a client done
     with its local work stops changing); their updates are then clipped, compressed, averaged by data size and
-    noised as ``settings`` say. ``on_receive(updates, weights)`` sees what the server receives. Tensors stay on
-    the model's device; ``model`` is unchanged (the final global parameters are in the history).
-    Its own loop, not ``training.fit``: fit trains one model on one stream of batches; here many models, each
-    with its own batches and number of steps, advance in lockstep as one tensor, and rounds end in aggregation.
+    noised as ``settings`` say. ``on_receive(updates, weights)`` sees what the server receives. ``model`` is unchanged.
+    Not ``training.fit``: many models, each with its own batches and steps, advance in lockstep as one tensor.
     Explained in 04, section "FedAvg against FedSGD and the centralised model"."""
     s, device = settings, model_device(model)
     empty = next((f"client {k}" for k, p in enumerate(parts) if len(p) == 0), None if len(parts) else "the federation")
@@ -296,7 +275,7 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
     flat = np.concatenate([np.asarray(p) for p in parts])
     if flat.min() < 0 or flat.max() >= len(x) or len(np.unique(flat)) != len(flat):
         raise ValueError(f"partition indices must lie in 0..{len(x) - 1}, each example given to one client only.")
-    _check_data(x, "the training data")
+    _check_examples(x, y, "the training data")
     x, y = to_device((x, y), device)
     rng, noise_gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed + 1)
     glob = {k: v.detach().clone() for k, v in model.named_parameters()}

@@ -1,8 +1,6 @@
 """Fine-tuning plumbing (the notebook writes the step and LoRA's update): unpadded token ids, padded batches, layer-wise
 lr decay, top-k unfreezing, the ``peft`` call. Explained in 02, section "Fine-tuning: the whole encoder learns"."""
 
-from __future__ import annotations
-
 import re
 import warnings
 from dataclasses import dataclass
@@ -12,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .text import checked_texts
-from .training import History, fit, length_grouped_batches, model_device, release_memory, to_device
-from .training import warmup_linear_schedule
+from .text import _checked_texts
+from .training import _adamw, _History, _quiet_transformers, fit, length_grouped_batches, model_device, release_memory
+from .training import to_device
 
 
 @dataclass
@@ -42,7 +40,7 @@ class _TokenizedTexts:
 def tokenize(texts: Sequence[str], labels, tokenizer, *, max_length: int = 64, n_labels: int = 2) -> _TokenizedTexts:
     """Tokenise ``texts`` once (truncated to ``max_length`` tokens, not padded); check texts and labels.
     Explained in 02, section "Mechanics: dynamic padding and length-grouped batches"."""
-    texts, labels = checked_texts(texts), torch.as_tensor(np.asarray(labels)).long()
+    texts, labels = _checked_texts(texts), torch.as_tensor(np.asarray(labels)).long()
     if labels.ndim != 1 or len(labels) != len(texts):
         raise ValueError(f"got {len(texts)} texts but labels of shape {tuple(labels.shape)}.")
     if bad := torch.nonzero((labels < 0) | (labels >= n_labels)).flatten().tolist():
@@ -68,16 +66,9 @@ def load_classifier(source: str, n_labels: int = 2, seed: int = 0):
     """A pretrained encoder with a new, randomly initialised classification head (seeded), on the CPU.
     Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
     torch.manual_seed(seed)
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # "newly initialized: classifier" is the point, not a warning; and a bar
-    hf_logging.disable_progress_bar()  # for a 0.1 s load is noise in the notebook
-    try:
+    with _quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(source, num_labels=n_labels)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar() if bars else hf_logging.disable_progress_bar()
 
 
 def _encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -102,8 +93,7 @@ def unfreeze_top_layers(model: nn.Module, k: int) -> nn.Module:
 
 def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1,
              target_modules: Sequence[str] = ("query", "value")):
-    """Wrap ``model`` (in place) in ``peft``'s LoRA: the pretrained weights freeze; low-rank updates of the
-    attention's query and value matrices, the pooler and the new classifier train.
+    """``model`` wrapped in place in ``peft``'s LoRA: low-rank updates of query and value, pooler and classifier train.
     Explained in 02, section "LoRA by hand: two small matrices"."""
     from peft import LoraConfig, TaskType, get_peft_model
     if r < 1:
@@ -148,19 +138,15 @@ def fine_tune(model, train: _TokenizedTexts, step: Callable, *, epochs: int = 1,
               lr: float = 5e-5, weight_decay: float = 0.01, warmup_ratio: float = 0.1, layer_decay: float = 1.0,
               val: _TokenizedTexts | None = None, eval_train: bool = False, patience: int | None = None,
               group_by_length: bool = True, pad_to: int | None = None, max_steps: int | None = None, seed: int = 0,
-              show_progress: bool = True) -> History:
-    """``training.fit`` of the notebook's ``step``: fused AdamW, layer-wise decayed groups, warm-up + linear decay, each
-    epoch a new length-grouped (or random) order of padded batches. Evaluations hold ``val_loss``/``val_acc`` (``val``),
-    ``train_loss``/``train_acc`` (``eval_train``); ``patience`` stops early.
+              show_progress: bool = True) -> _History:
+    """``training.fit`` of ``step``: AdamW, layer-wise decay, warm-up + linear decay, a new length-grouped (or random)
+    order each epoch; evaluations log ``val_loss``/``val_acc``, ``train_*`` (``eval_train``); ``patience`` stops early.
     Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     if patience is not None and val is None:
         raise ValueError("early stopping needs validation data (val=...).")
     groups = _param_groups(model, lr, layer_decay, weight_decay)
-    # One fused kernel for all parameters (as Trainer): with small batches the optimizer is most of a step.
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in groups for p in g["params"])
-    optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused)
     total = min(len(length_grouped_batches(train.lengths, batch_size)) * max(epochs, 1), max_steps or 2**62)
-    scheduler = warmup_linear_schedule(optimizer, int(warmup_ratio * total), total)
+    optimizer, scheduler = _adamw(groups, total, warmup_ratio, lr=lr)
 
     def evaluate(model) -> dict:  # mean cross-entropy and accuracy
         metrics = {}

@@ -1,18 +1,11 @@
-"""Metrics. Imports nothing else from the package.
-
-Explained in 01, section "Text: a frozen sentence encoder".
-"""
-
-from __future__ import annotations
+"""Metrics. Imports nothing else from the package. Explained in 01, section "Text: a frozen sentence encoder"."""
 
 import torch
 
 
 def accuracy(predictions, labels) -> float:
     """Fraction of predictions equal to the labels. ``predictions`` may be logits [N, C] or class ids [N].
-
-    Explained in 01, section "Text: a frozen sentence encoder".
-    """
+    Explained in 01, section "Text: a frozen sentence encoder"."""
     predictions, labels = torch.as_tensor(predictions), torch.as_tensor(labels)
     if predictions.ndim == 2:
         if not torch.isfinite(predictions).all():

@@ -1,11 +1,5 @@
-"""Multitask learning for joint NER and RE: one encoder, two heads (hard sharing), one model per task (soft
-sharing), the tasks' losses, training through :func:`training.fit`. The notebook writes the step; the task
-(data, batches, prediction, scoring) is in :mod:`ner_re`.
-
-Explained in 03, section "The joint model: one encoder, two heads".
-"""
-
-from __future__ import annotations
+"""Multitask learning for joint NER and RE: hard and soft sharing, the tasks' losses, training (task: :mod:`ner_re`).
+Explained in 03, section "The joint model: one encoder, two heads"."""
 
 from typing import Callable, Sequence
 
@@ -28,11 +22,9 @@ def _span_mean(hidden: torch.Tensor, rows: torch.Tensor, start: torch.Tensor, en
 
 
 class JointModel(nn.Module):
-    """Hard parameter sharing: one encoder, an NER head (linear, on every piece), an RE head (an MLP on the pair
-    representation). Each piece's input also gets a learned vector for its word's case (an uncased tokenizer's loss).
-
-    Explained in 03, section "The joint model: one encoder, two heads".
-    """
+    """Hard sharing: one encoder, an NER head on every piece, an RE head (MLP) on the pair representation; each piece
+    also gets a learned vector for its word's case (what an uncased tokenizer loses).
+    Explained in 03, section "The joint model: one encoder, two heads"."""
 
     def __init__(self, encoder: nn.Module, *, type_dim: int = 32, dropout: float = 0.1):
         super().__init__()
@@ -47,21 +39,12 @@ class JointModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, source: str, n_layers: int | None = None, *, seed: int = 0) -> "JointModel":
-        """On a pretrained BERT-family encoder cut to its first ``n_layers`` layers (all: None), heads drawn after
-        ``seed``. The word embeddings (30,522 x 384) are frozen: most of the optimiser's work, little gain."""
+        """On a pretrained encoder's first ``n_layers`` layers, heads seeded; word embeddings frozen (little gain)."""
         from transformers import AutoModel
-        from transformers.utils import logging as hf_logging
 
         torch.manual_seed(seed)
-        verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()  # "Loading weights" bars, once per model, would drown the notebook
-        try:
+        with training._quiet_transformers():
             encoder = AutoModel.from_pretrained(source, add_pooling_layer=False)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
         layers = encoder.encoder.layer
         if n_layers is not None:
             if not 1 <= n_layers <= len(layers):
@@ -93,11 +76,8 @@ class JointModel(nn.Module):
 
 
 class SoftSharedModel(nn.Module):
-    """Soft parameter sharing: one model per task (``ner``, ``re``) from the same pretrained weights; the training
-    step adds a penalty that keeps their encoders close. Strength 0: two single-task models.
-
-    Explained in 03, section "Soft sharing: two encoders, pulled together".
-    """
+    """Soft sharing: one model per task (``ner``, ``re``), their encoders pulled together by the step's penalty.
+    Explained in 03, section "Soft sharing: two encoders, pulled together"."""
 
     def __init__(self, ner: JointModel, re: JointModel):
         super().__init__()
@@ -108,13 +88,10 @@ class SoftSharedModel(nn.Module):
 
 
 def task_losses(model: nn.Module, batch: dict, halves: bool = False) -> dict[str, torch.Tensor]:
-    """Each task's cross-entropy: ``ner`` over first pieces (the rest are labelled -100: ignored), ``re`` over the gold
-    entity pairs; a :class:`SoftSharedModel` runs each task through its own model. ``halves``: also each task's loss on
-    the first and on the second half of the sentences (``ner_1``, ``ner_2``, ``re_1``, ``re_2``; no ``re_k`` for a half
-    without pairs, none for one sentence), from the same forward pass (a sentence's vectors ignore the others).
-
-    Explained in 03, section "The joint model: one encoder, two heads".
-    """
+    """Each task's cross-entropy: ``ner`` over first pieces (others are -100: ignored), ``re`` over the gold pairs (a
+    :class:`SoftSharedModel`: each through its own model). ``halves``: also ``ner_1``, ``ner_2``, ``re_1``, ``re_2`` on
+    each half of the sentences (none without pairs or for one sentence), from the same forward pass.
+    Explained in 03, section "The joint model: one encoder, two heads"."""
     ner_net, re_net = (model.ner, model.re) if isinstance(model, SoftSharedModel) else (model, model)
     hidden = ner_net.encode(batch)
     ner_logits, ner_labels, pair_labels = ner_net.ner_head(hidden), batch["ner_labels"], batch["pair_labels"]
@@ -134,13 +111,10 @@ def task_losses(model: nn.Module, batch: dict, halves: bool = False) -> dict[str
 
 def train_ner_re(model: nn.Module, data: Sequence, step: Callable, *, epochs: int, batch_size: int = 16,
                  pad_id: int = 0, seed: int = 0, lr: float = 1e-4, head_lr: float = 1e-3, extra_params: Sequence = (),
-                 max_tokens: int | None = None, **fit_args) -> training.History:
-    """:func:`training.fit` with ``step(model, batch, optimizer, scheduler) -> dict`` over length-grouped batches (at
-    most ``max_tokens`` padded pieces, a new order each epoch); AdamW: ``lr`` encoder, ``head_lr`` heads, 2e-2 and no
-    decay for ``extra_params`` (loss weights must move far, fast); 10% warm-up, linear decay. ``fit_args``: desc=...
-
-    Explained in 03, section "The joint model: one encoder, two heads".
-    """
+                 max_tokens: int | None = None, **fit_args) -> training._History:
+    """:func:`training.fit` of ``step`` over length-grouped batches (<= ``max_tokens`` pieces, new order each epoch);
+    AdamW: ``lr`` encoder, ``head_lr`` heads, 2e-2 undecayed for ``extra_params`` (loss weights); 10% warm-up.
+    Explained in 03, section "The joint model: one encoder, two heads"."""
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     lengths = [len(s.input_ids) for s in data]
@@ -150,11 +124,7 @@ def train_ner_re(model: nn.Module, data: Sequence, step: Callable, *, epochs: in
     groups = [g for g in ({"params": [p for n, p in named if "encoder." in n], "lr": lr},
                           {"params": [p for n, p in named if "encoder." not in n], "lr": head_lr},
                           {"params": list(extra_params), "lr": 2e-2, "weight_decay": 0.0}) if g["params"]]
-    # One fused kernel for all parameters: with small batches on a CPU the optimiser is a large share of a step.
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in groups for p in g["params"])
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.01, fused=fused)
-    total = sum(map(len, plan))
-    scheduler = training.warmup_linear_schedule(optimizer, int(0.1 * total), total)
+    optimizer, scheduler = training._adamw(groups, sum(map(len, plan)), weight_decay=0.01)
     torch.manual_seed(seed)   # the same dropout masks for the same seed
     return training.fit(model, lambda epoch: [collate_sentences([data[i] for i in b], pad_id) for b in plan[epoch]],
                         step, optimizer=optimizer, scheduler=scheduler, epochs=epochs, **fit_args)

@@ -1,10 +1,5 @@
-"""Joint entity and relation extraction as a task: CoNLL04 (checked), BIO tags on first word pieces, entity
-pairs, batches, end-to-end prediction, strict micro-F1, an HTML view. The model is in :mod:`multitask`.
-
-Explained in 03, section "Data: CoNLL04".
-"""
-
-from __future__ import annotations
+"""Joint entity and relation extraction as a task: CoNLL04, BIO tags, entity pairs, batches, end-to-end prediction,
+strict micro-F1, an HTML view (the model: :mod:`multitask`). Explained in 03, section "Data: CoNLL04"."""
 
 import html
 import warnings
@@ -17,7 +12,7 @@ import numpy as np
 import torch
 
 from . import assets
-from .datasets import SchemaError, _read_jsonl_objects  # the package's one JSONL reader (errors name the line)
+from .datasets import SchemaError, _offline, _read_jsonl_objects  # the one JSONL reader and "not found" error
 from .training import length_grouped_batches, model_device, to_device
 
 _HUB_ID = "DFKI-SLT/conll04"
@@ -33,8 +28,7 @@ _COLOURS = {"Peop": "#56B4E9", "Loc": "#E69F00", "Org": "#009E73", "Other": "#CC
 
 
 def _check_record(record: dict, where: str) -> dict:
-    """``record``, or one clear SchemaError: no tokens, an empty span or one outside the sentence, overlapping
-    entities, an unknown type, a relation past the entity list, to itself, or between the wrong entity types."""
+    """``record``, or one clear SchemaError naming what is wrong with its tokens, entities or relations."""
     def fail(problem: str):
         raise SchemaError(where + problem)
     for name in ("tokens", "entities", "relations"):
@@ -75,17 +69,13 @@ def _check_record(record: dict, where: str) -> dict:
 
 
 def load_conll04(splits: tuple[str, ...] = _SPLITS):
-    """CoNLL04 as a ``datasets.DatasetDict``: ``tokens``, ``entities`` ({start, end (exclusive), type}), ``relations``
-    ({head, tail, type}: indices into ``entities``), ``orig_id``; every record checked. From
-    ``$LEARNSTRAT_DATA_DIR/conll04/<split>.jsonl`` (or the cache), else the Hub, else, with a loud warning, the
-    course's own small sample (``data/conll04_sample``: not CoNLL04's numbers). ``result.source`` says which.
-
-    Explained in 03, section "Data: CoNLL04".
-    """
+    """CoNLL04 as a checked ``datasets.DatasetDict``: ``tokens``, ``entities`` ({start, end (exclusive), type}),
+    ``relations`` ({head, tail, type}: entity indices), ``orig_id``. From ``$LEARNSTRAT_DATA_DIR/conll04``, the cache,
+    the Hub, else, warning loudly, the course's small sample; ``result.source`` says which.
+    Explained in 03, section "Data: CoNLL04"."""
     import datasets
 
-    unknown = [s for s in splits if s not in _SPLITS]
-    if unknown:
+    if unknown := [s for s in splits if s not in _SPLITS]:
         raise ValueError(f"Unknown CoNLL04 split(s) {unknown}: choose from {', '.join(_SPLITS)}.")
     folder = assets.resolve_dataset_folder("conll04", [f"{s}.jsonl" for s in splits])
     source = str(folder)
@@ -104,10 +94,8 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
         loaded = {s: [_check_record(r, f"{_HUB_ID} {s}, record {i}") for i, r in enumerate(hub[s].to_list())]
                   for s in splits}
     else:
-        raise assets.AssetNotFound("the CoNLL04 dataset", [
-            "LEARNSTRAT_DATA_DIR: not set", f"{assets.cache_dir() / 'datasets' / 'conll04'}: empty",
-            f"Hugging Face Hub ({_HUB_ID}): offline", f"course sample {_SAMPLE_DIR}: missing"],
-            "go online once, or set LEARNSTRAT_DATA_DIR to a folder holding conll04/{train,validation,test}.jsonl.")
+        raise _offline("the CoNLL04 dataset", "conll04", f"Hugging Face Hub ({_HUB_ID})",
+                       "{train,validation,test}.jsonl", f"course sample {_SAMPLE_DIR}: missing")
     columns = lambda i, r: {**{k: r[k] for k in ("tokens", "entities", "relations")},  # noqa: E731
                             "orig_id": int(r.get("orig_id", i))}
     result = datasets.DatasetDict({s: datasets.Dataset.from_list([columns(i, r) for i, r in enumerate(loaded[s])])
@@ -157,11 +145,8 @@ class _Sentence:
 
 
 def encode_sentences(records: Sequence[dict], tokenizer, *, max_length: int = 128) -> list[_Sentence]:
-    """Check each record, tokenise its words, cut at ``max_length`` pieces, tag each word's *first* piece (``B-type``
-    on an entity's first word, ``I-type`` on the rest, ``O`` elsewhere), give every piece its word's case.
-
-    Explained in 03, section "Data: CoNLL04".
-    """
+    """Checked, tokenised records cut at ``max_length`` pieces, each word's *first* piece tagged (B-, I-type or O),
+    every piece given its word's case. Explained in 03, section "Data: CoNLL04"."""
     records = [_check_record(r, f"sentence {i}") for i, r in enumerate(records)]
     if not records:
         raise ValueError("encode_sentences got no sentences.")
@@ -186,12 +171,9 @@ def encode_sentences(records: Sequence[dict], tokenizer, *, max_length: int = 12
 
 
 def collate_sentences(sentences: Sequence[_Sentence], pad_id: int, entities: Sequence[list] | None = None) -> dict:
-    """A padded batch (``input_ids``, ``attention_mask``, ``ner_labels``, ``case``) and ``pairs``: [P, 7] (sentence,
-    head piece start, end, tail start, end, head type, tail type) for every ordered pair of distinct entities, gold
-    ones or ``entities`` (predicted), with ``pair_labels`` [P] (0: none, k: the k-th relation type).
-
-    Explained in 03, section "The joint model: one encoder, two heads".
-    """
+    """A padded batch and ``pairs`` [P, 7] (sentence, head start, end, tail start, end, head type, tail type) for every
+    ordered pair of distinct gold (or given ``entities``) entities, with ``pair_labels`` [P] (0: none, k: k-th type).
+    Explained in 03, section "The joint model: one encoder, two heads"."""
     shape = (len(sentences), max(len(s.input_ids) for s in sentences))
     input_ids, mask = torch.full(shape, pad_id, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
     ner, case = torch.full(shape, _IGNORE, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
@@ -220,12 +202,9 @@ def collate_sentences(sentences: Sequence[_Sentence], pad_id: int, entities: Seq
 @torch.inference_mode()
 def predict_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, pad_id: int = 0,
                    batch_size: int = 32, gold_entities: bool = False) -> list[dict]:
-    """``{"entities", "relations"}`` per sentence, end to end: entities from ``ner_model``'s tags, then relations
-    from ``re_model`` (default: the same) on every ordered pair of *predicted* entities (``gold_entities``: of the
-    gold ones, RE alone). Batches go to each model's device; predictions come back as plain Python.
-
-    Explained in 03, section "The headline run".
-    """
+    """``{"entities", "relations"}`` per sentence, end to end: ``ner_model``'s entities, then ``re_model``'s (default:
+    the same) relations between them (``gold_entities``: between the gold ones, RE alone), as plain Python.
+    Explained in 03, section "The headline run"."""
     re_model = (re_model or ner_model).eval()
     ner_model.eval()
     out: list[dict | None] = [None] * len(sentences)
@@ -248,9 +227,8 @@ def predict_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, 
 
 
 def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
-    """Strict micro P/R/F1 (all, and ``ner_by_type`` / ``re_by_type``): an entity counts when its span and type
-    match; a relation when its type, both argument spans and both argument types match. ``counts``: per task,
-    each sentence's true positives, predicted and gold facts (to bootstrap micro-F1 over sentences)."""
+    """Strict micro P/R/F1 (all, by type): entities match on span and type, relations on type and both arguments'
+    spans and types; ``counts``: each sentence's true positives, predicted, gold (to bootstrap over sentences)."""
     if len(gold) != len(predicted):
         raise ValueError(f"got {len(gold)} gold sentences but {len(predicted)} predictions.")
 
@@ -283,20 +261,15 @@ def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
 
 def evaluate_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None, pad_id: int = 0,
                     gold_entities: bool = False) -> dict:
-    """Strict micro precision, recall and F1 of :func:`predict_ner_re` against the full gold annotation (entities
-    cut off by ``max_length`` count as missed), in ``result["ner"]``, ``["re"]``, ``["ner_by_type"]["Peop"]``...
-
-    Explained in 03, section "The headline run".
-    """
+    """Strict micro P/R/F1 of :func:`predict_ner_re` against all the gold (cut-off entities are missed): ``["ner"]``...
+    Explained in 03, section "The headline run"."""
     predicted = predict_ner_re(ner_model, sentences, re_model=re_model, pad_id=pad_id, gold_entities=gold_entities)
     return _strict_f1([s.record for s in sentences], predicted)
 
 
 def highlight_html(record: dict, title: str = "") -> str:
     """A sentence as HTML: entities highlighted by type, relations listed as head -[type]-> tail.
-
-    Explained in 03, section "Predictions, sentence by sentence".
-    """
+    Explained in 03, section "Predictions, sentence by sentence"."""
     tokens, ents = record["tokens"], record["entities"]
     words = lambda e: html.escape(" ".join(tokens[e["start"]: e["end"]]))  # noqa: E731
     starts, parts, w = {e["start"]: e for e in ents}, [], 0

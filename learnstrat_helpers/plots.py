@@ -1,10 +1,5 @@
-"""One function per kind of figure the course shows, one style for all: a white background (readable in light
-and dark themes), labelled axes, and a title that states the claim the figure supports.
-
-Explained in 01, section "Text: a frozen sentence encoder".
-"""
-
-from __future__ import annotations
+"""One function per kind of figure, one style (white background for light and dark themes, labelled axes, a title
+that states the claim). Explained in 01, section "Text: a frozen sentence encoder"."""
 
 from typing import Mapping, Sequence
 
@@ -17,12 +12,10 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F
 
 def use_course_style() -> None:
     """Apply the course's matplotlib style (call once per notebook)."""
-    plt.rcParams.update({
-        "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
-        "figure.dpi": 100, "font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3,
-        "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
-        "axes.prop_cycle": plt.cycler(color=PALETTE),
-    })
+    plt.rcParams.update({"figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
+                         "figure.dpi": 100, "font.size": 10, "axes.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3,
+                         "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+                         "axes.prop_cycle": plt.cycler(color=PALETTE)})
 
 
 def _axes(ax):
@@ -31,11 +24,8 @@ def _axes(ax):
 
 def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray], *, title: str,
                          xlabel: str, ylabel: str = "accuracy", ax=None, chance: float | None = None):
-    """Learning curves ``name -> [seeds, len(sizes)]``: the mean as a line, the min-max over seeds as a band,
-    each seed as a dot, on a log2 x axis.
-
-    Explained in 01, section "Text: a frozen sentence encoder".
-    """
+    """Learning curves ``name -> [seeds, len(sizes)]``: the mean as a line, the min-max over seeds as a band, each seed
+    as a dot, on a log2 x axis. Explained in 01, section "Text: a frozen sentence encoder"."""
     ax = _axes(ax)
     sizes = np.asarray(sizes, dtype=float)
     for (name, values), colour in zip(curves.items(), PALETTE):
@@ -57,9 +47,7 @@ def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray
 
 def plot_feature_space(features, labels, class_names: Sequence[str], *, title: str, ax=None, max_points: int = 2000):
     """The first two principal components of frozen features, coloured by class.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    Explained in 01, section "Vision: where transfer stops paying"."""
     from sklearn.decomposition import PCA
 
     features, labels = np.asarray(features, dtype=float), np.asarray(labels)
@@ -79,9 +67,7 @@ def plot_feature_space(features, labels, class_names: Sequence[str], *, title: s
 def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: str, ax=None,
               reference: float | None = None, reference_label: str = ""):
     """Bars of the mean over seeds with each seed as a dot; ``values`` is [seeds, len(names)].
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    Explained in 01, section "Vision: where transfer stops paying"."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     if values.shape[1] != len(names):
         raise ValueError(f"values must be [seeds, {len(names)}], got {values.shape}.")
@@ -103,9 +89,7 @@ def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: s
 
 def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str = ""):
     """A grid of grayscale or RGB images ([N, C, H, W] in [0, 1]) with a title under each.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    Explained in 01, section "Vision: where transfer stops paying"."""
     images = np.asarray(images)
     if images.ndim != 4:
         raise ValueError(f"images must be [N, C, H, W], got shape {images.shape}.")
@@ -127,11 +111,8 @@ def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str 
 
 def plot_label_histograms(histograms: Mapping[str, np.ndarray], class_names: Sequence[str], *, title: str,
                           max_clients: int = 20):
-    """One panel per partition: each client's examples as a stacked bar, one colour per class.
-    ``histograms`` maps a partition's name to an array [clients, classes].
-
-    Explained in 04, section "Partitions: how clients differ".
-    """
+    """One panel per partition: each client's examples as a stacked bar, one colour per class. ``histograms`` maps a
+    partition's name to an array [clients, classes]. Explained in 04, section "Partitions: how clients differ"."""
     if not histograms:
         raise ValueError("plot_label_histograms needs at least one partition.")
     fig, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 3.2), sharey=False, squeeze=False)
@@ -157,11 +138,8 @@ def plot_label_histograms(histograms: Mapping[str, np.ndarray], class_names: Seq
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str, xlabel: str,
                 ylabel: str = "test accuracy", ax=None, reference: float | None = None,
                 reference_label: str = "", logx: bool = False):
-    """Several curves ``name -> (x, y)`` on one axis (e.g. accuracy against rounds or megabytes), with an
-    optional horizontal reference line (a target, or the centralised model).
-
-    Explained in 04, section "Part 2: 100 clients".
-    """
+    """Several curves ``name -> (x, y)`` on one axis (e.g. accuracy against rounds or megabytes), with an optional
+    horizontal reference line (a target, or the centralised model). Explained in 04, section "Part 2: 100 clients"."""
     if not curves:
         raise ValueError("plot_curves needs at least one curve.")
     ax = _axes(ax)

@@ -2,11 +2,7 @@
 meaningful), ``default`` (a 2-core CPU or Binder: <= 300 s per notebook, 03 <= 480 s, <= 1.6 GB), ``full`` (a
 GPU, Colab: published-size models, full data). Chosen by ``LEARNSTRAT_PROFILE`` (default ``default``);
 ``LEARNSTRAT_SEED`` (default 0) shifts every seed of a run, so a learner can check a verdict does not hang on one.
-
-Explained in 01, section "Set-up: run profiles".
-"""
-
-from __future__ import annotations
+Explained in 01, section "Set-up: run profiles"."""
 
 import os
 from dataclasses import dataclass, fields, replace
@@ -205,9 +201,7 @@ def _shift_seeds(settings, shift: int):
 def get_profile(name: str | None = None, seed: int | None = None) -> Profile:
     """The profile named ``name``, else ``$LEARNSTRAT_PROFILE``, else ``default``; every seed in it shifted by
     ``seed``, else ``$LEARNSTRAT_SEED``, else 0.
-
-    Explained in 01, section "Set-up: run profiles".
-    """
+    Explained in 01, section "Set-up: run profiles"."""
     chosen = (name or os.environ.get("LEARNSTRAT_PROFILE") or "default").strip().lower()
     if chosen not in _PROFILES:
         raise ValueError(f"Unknown profile {chosen!r}: choose one of {', '.join(_PROFILES)} (LEARNSTRAT_PROFILE).")

@@ -1,11 +1,5 @@
-"""Headline numbers of a run, written to ``build/results/<notebook stem>.json``: a flat mapping of names to
-numbers, ``profile``, ``seed`` and the notebook's ``claims`` (the benchmark harness adds ``wall_s`` and
-``peak_rss_mb``), so anything outside the notebook can re-check a verdict.
-
-Explained in 01, section "Claims vs evidence".
-"""
-
-from __future__ import annotations
+"""Headline numbers of a run in ``build/results/<notebook stem>.json`` (names to numbers, ``profile``, ``seed``,
+``claims``), so anything outside can re-check a verdict. Explained in 01, section "Claims vs evidence"."""
 
 import json
 import math
@@ -22,11 +16,8 @@ def _results_dir() -> Path:
 
 
 class Results:
-    """Record a notebook's headline numbers; each ``record`` rewrites the JSON file at once, so a run
-    that stops halfway still leaves what it measured.
-
-    Explained in 01, section "Claims vs evidence".
-    """
+    """Record a notebook's headline numbers; each ``record`` rewrites the JSON file at once, so a run that stops halfway
+    still leaves what it measured. Explained in 01, section "Claims vs evidence"."""
 
     def __init__(self, notebook: str, profile: str, folder: Path | None = None, seed: int = 0):
         if not notebook or "/" in notebook or notebook.endswith(".ipynb"):

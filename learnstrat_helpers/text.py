@@ -1,9 +1,5 @@
 """A frozen sentence encoder: tokenise, batch by length, mean-pool, cache.
-
-Explained in 01, section "Text: a frozen sentence encoder".
-"""
-
-from __future__ import annotations
+Explained in 01, section "Text: a frozen sentence encoder"."""
 
 import hashlib
 from pathlib import Path
@@ -30,7 +26,7 @@ def _mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch
     return (last_hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def checked_texts(texts: Sequence[str]) -> list[str]:
+def _checked_texts(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list, or one clear ValueError if it is empty or holds an empty or non-string text."""
     texts = list(texts)
     empty = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
@@ -61,13 +57,10 @@ def _cache_path(texts: Sequence[str], model_id: str) -> Path:
 
 def embed_texts_cached(texts: Sequence[str], model_name_or_path: str | None = None, *,
                        device: str | torch.device | None = None, **kwargs) -> torch.Tensor:
-    """Frozen sentence embeddings [N, dim] (mean of the token vectors, L2-normalised unless ``normalize=False``)
-    of a BERT-family encoder (MiniLM-L6 by default), computed once on ``device`` (default: the GPU when there is
-    one), then read from the cache folder.
-
-    Explained in 01, section "Text: a frozen sentence encoder".
-    """
-    texts = checked_texts(texts)
+    """Mean-pooled, L2-normalised (unless ``normalize=False``) embeddings [N, dim] of a BERT-family encoder (MiniLM by
+    default), computed once on ``device`` (default: GPU if any), then cached.
+    Explained in 01, section "Text: a frozen sentence encoder"."""
+    texts = _checked_texts(texts)
     source = model_name_or_path or assets.resolve_text_model()
     path = _cache_path(texts, f"{source}|{sorted((k, v) for k, v in kwargs.items() if k != 'show_progress')}")
     if path.is_file():

@@ -1,13 +1,9 @@
-"""The one training loop of the course and what every loop needs. The notebooks write the *step* (forward,
-loss, backward, optimizer step): that is what they teach; :func:`fit` is the loop around it (device, logging,
-progress bar, evaluation, early stopping). Federated simulation has its own lockstep loop (``federated.simulate``).
+"""The one training loop of the course and what every loop needs. The notebooks write the *step* (forward, loss,
+backward, optimizer step): that is what they teach; :func:`fit` is the loop around it (device, logging, progress bar,
+evaluation, early stopping). Federated simulation has its own lockstep loop (``federated.simulate``).
+Explained in 01, section "Vision: where transfer stops paying", and in 02, section "Fine-tuning: the whole encoder learns"."""
 
-Explained in 01, section "Vision: where transfer stops paying", and in 02, section "Fine-tuning: the whole
-encoder learns".
-"""
-
-from __future__ import annotations
-
+import contextlib
 import copy
 import ctypes
 import gc
@@ -48,20 +44,25 @@ def to_device(batch: Any, device: torch.device | str) -> Any:
     return batch
 
 
+def _check_examples(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
+    """One clear ValueError for no examples, labels not matching the inputs, or NaN/inf inputs (``what``: the data)."""
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"{what} is empty: no data to train on." if len(x) == 0 else
+                         f"{what} has {len(x)} inputs but {len(y)} labels.")
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError(f"{what} contains NaN or inf values.")
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool = True,
-                           group_by_length: bool = True, seed: int = 0, chunk_batches: int = 50,
-                           max_tokens: int | None = None) -> list[list[int]]:
-    """Index batches for one epoch: shuffle, sort within chunks of ``chunk_batches`` batches, shuffle the
-    batches (texts of similar length share a batch, the epoch stays random); without ``shuffle``, sorted by
-    length. ``max_tokens`` splits a batch so that texts x longest length stays within it (caps memory).
-
-    Explained in 02, section "Mechanics: dynamic padding and length-grouped batches".
-    """
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                           group_by_length: bool = True, max_tokens: int | None = None) -> list[list[int]]:
+    """Index batches for one epoch: similar lengths share a batch (sorted within chunks of 50 batches), the order stays
+    random (without ``shuffle``: sorted); ``max_tokens`` caps texts x longest length per batch.
+    Explained in 02, section "Mechanics: dynamic padding and length-grouped batches"."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     lengths = np.asarray(lengths)
@@ -72,7 +73,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: 
     if group_by_length and not shuffle:
         order = np.argsort(lengths, kind="stable")
     elif group_by_length:
-        chunk = batch_size * chunk_batches
+        chunk = batch_size * 50
         order = np.concatenate([c[np.argsort(lengths[c], kind="stable")] for c in
                                 (order[i: i + chunk] for i in range(0, len(order), chunk))])
     batches = [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
@@ -81,6 +82,29 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: 
                    for size in [max(1, min(len(b), max_tokens // int(max(lengths[b]))))]
                    for i in range(0, len(b), size)]
     return [batches[i] for i in rng.permutation(len(batches))] if shuffle and group_by_length else batches
+
+
+def _adamw(groups: list[dict], total_steps: int, warmup_ratio: float = 0.1, **kwargs):
+    """AdamW, one fused kernel when every parameter allows it (with small batches on a CPU the optimiser is a
+    large share of a step), and :func:`warmup_linear_schedule` over ``total_steps``: ``(optimizer, scheduler)``."""
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in groups for p in g["params"])
+    optimizer = torch.optim.AdamW(groups, fused=fused, **kwargs)
+    return optimizer, warmup_linear_schedule(optimizer, int(warmup_ratio * total_steps), total_steps)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers while it loads a model: its "newly initialized" warning (the new head is the point)
+    and its "Loading weights" bar (once per model) would drown the notebook."""
+    from transformers.utils import logging as hf_logging
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar() if bars else hf_logging.disable_progress_bar()
 
 
 def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
@@ -98,10 +122,9 @@ def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
 
 
 @dataclass
-class History:
-    """What :func:`fit` saw: per step the step's logged values and seconds; per evaluation the step, epoch and
-    metrics; per epoch its seconds; the restored ``best_epoch``. Explained in 02, section "Fine-tuning: the
-    whole encoder learns"."""
+class _History:
+    """What :func:`fit` saw: per step its logged values and seconds; per evaluation the step, epoch and metrics; per
+    epoch its seconds; the restored ``best_epoch``. Explained in 02, section "Fine-tuning: the whole encoder learns"."""
 
     logs: list[dict] = field(default_factory=list)
     step_seconds: list[float] = field(default_factory=list)
@@ -111,8 +134,7 @@ class History:
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(step numbers, values) of ``key``, from the step logs, or from the evaluations if none logged it."""
-        rows = [(i, s[key]) for i, s in enumerate(self.logs) if key in s]
-        if not rows:
+        if not (rows := [(i, s[key]) for i, s in enumerate(self.logs) if key in s]):
             rows = [(e["step"], e[key]) for e in self.evals if key in e]
         return np.array([i for i, _ in rows], dtype=int), np.array([v for _, v in rows], dtype=float)
 
@@ -123,32 +145,19 @@ class History:
 
 def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: Callable, *, optimizer,
         scheduler=None, epochs: int = 1, max_steps: int | None = None,
-        evaluate: Callable[[nn.Module], dict] | None = None, eval_every: int = 0, patience: int | None = None,
-        monitor: str = "val_loss", desc: str = "training", show_progress: bool = True) -> History:
-    """Train ``model``: for each epoch, for each batch of ``batches`` (a sequence, or ``epoch -> sequence``
-    for a fresh order every epoch), move the batch to the model's device and call
-    ``step(model, batch, optimizer, scheduler)``, which does the work and returns a dict of numbers to log
-    (all must be finite). ``max_steps`` ends the run early. ``evaluate(model) -> dict`` runs in eval mode
-    after every epoch (and every ``eval_every`` steps); with ``patience`` the run stops when ``monitor`` (lower
-    is better) has not improved for that many epochs, and the best epoch's weights are restored.
-
-    Explained in 02, section "Fine-tuning: the whole encoder learns".
-    """
+        evaluate: Callable[[nn.Module], dict] | None = None, patience: int | None = None, desc: str = "training",
+        show_progress: bool = True) -> _History:
+    """For each epoch, each batch of ``batches`` (or of ``batches(epoch)``), on the model's device:
+    ``step(model, batch, optimizer, scheduler) -> dict`` of finite numbers to log; ``max_steps`` ends early.
+    ``evaluate(model) -> dict`` runs after every epoch; with ``patience``, no better ``val_loss`` for that many epochs
+    stops the run and restores the best epoch's weights.
+    Explained in 02, section "Fine-tuning: the whole encoder learns"."""
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}.")
     if patience is not None and evaluate is None:
         raise ValueError("early stopping (patience=...) needs an evaluate function.")
     device = model_device(model)
-    history, done, best, best_state, waited = History(), 0, math.inf, None, 0
-
-    def run_evaluation(epoch: int) -> dict:
-        model.eval()
-        with torch.no_grad():
-            metrics = {"step": done, "epoch": epoch, **evaluate(model)}
-        model.train()
-        history.evals.append(metrics)
-        return metrics
-
+    history, done, best, best_state, waited = _History(), 0, math.inf, None, 0
     for epoch in range(epochs):
         plan = list(batches(epoch) if callable(batches) else batches)
         if max_steps is not None:
@@ -166,14 +175,14 @@ def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: C
                 raise FloatingPointError(f"step {done + 1}: {logged}: lower the learning rate.")
             history.logs.append(logged)
             done += 1
-            if evaluate is not None and eval_every and done % eval_every == 0:
-                run_evaluation(epoch)
         history.epoch_seconds.append(time.perf_counter() - start)
-        if evaluate is not None and not (eval_every and done % eval_every == 0):
-            run_evaluation(epoch)
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                history.evals.append({"step": done, "epoch": epoch, **evaluate(model)})
         if patience is not None:
-            if history.evals[-1][monitor] < best:
-                best, waited, history.best_epoch = history.evals[-1][monitor], 0, epoch
+            if history.evals[-1]["val_loss"] < best:
+                best, waited, history.best_epoch = history.evals[-1]["val_loss"], 0, epoch
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 waited += 1
@@ -200,9 +209,8 @@ def release_memory() -> None:
 
 
 def limit_memory_growth(mmap_threshold_mb: int = 2) -> bool:
-    """Give every allocation above ``mmap_threshold_mb`` its own memory map, returned to the OS when freed:
-    dynamic padding allocates new shapes every step and glibc's heap fragments (~100 MB per model trained).
-    False where it cannot apply (not glibc). Explained in 02, section "Recap / imports"."""
+    """Allocations above ``mmap_threshold_mb`` get their own memory map, freed to the OS: dynamic padding fragments
+    glibc's heap (~100 MB a model). False without glibc. Explained in 02, section "Recap / imports"."""
     if mmap_threshold_mb < 0:
         raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
     try:

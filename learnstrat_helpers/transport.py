@@ -1,9 +1,6 @@
-"""What travels from the clients to the server, and what is done to it on the way: compression (8-bit,
-top-k) with the bytes it takes, and differential privacy's clipping of each update and noise on the average.
-Updates are dicts of tensors with one row per client: ``{name: [clients, *parameter shape]}``.
+"""What travels from the clients to the server and what is done on the way: compression and its bytes, DP's clipping
+and noise. Updates are ``{name: [clients, *parameter shape]}``.
 Explained in 04, section "Communication: bytes per round and megabytes to the target"."""
-
-from __future__ import annotations
 
 import math
 
@@ -30,9 +27,8 @@ def _topk(t: torch.Tensor, fraction: float) -> torch.Tensor:
 
 def compress(updates: dict[str, torch.Tensor], method: str = "float32",
              topk_fraction: float = 0.1) -> tuple[dict[str, torch.Tensor], int]:
-    """The updates as the server decodes them, and the bytes one client sends: "float32" (4 per value),
-    "8bit" (1 per value, plus 4 for each tensor's minimum and 4 for its step) or "topk" (the ``topk_fraction``
-    largest changes of each tensor, each as a 4-byte value and a 4-byte index).
+    """The updates as decoded and one client's bytes: "float32" (4 per value), "8bit" (1 per value + 8 per tensor for
+    its minimum and step) or "topk" (the ``topk_fraction`` largest changes per tensor, 8 bytes each with the index).
     Explained in 04, section "Communication: bytes per round and megabytes to the target"."""
     sizes = [math.prod(u.shape[1:]) for u in updates.values()]
     if method == "float32":
@@ -59,9 +55,8 @@ def clip_updates(updates: dict[str, torch.Tensor], clip_norm: float) -> dict[str
 
 def gaussian_noise(mean_update: dict[str, torch.Tensor], noise_multiplier: float, clip_norm: float | None,
                    weights, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Noise for the weighted average ``sum_k w_k u_k / sum_k w_k`` of clipped updates (DP-FedAvg), calibrated
-    to that average's sensitivity: one client changes it by at most ``clip_norm * max(w) / sum(w)`` (``clip_norm
-    / n`` for equal weights), so the std is ``noise_multiplier`` times that. Drawn on the CPU, then moved.
+    """Noise for the weighted mean of clipped updates (DP-FedAvg): one client moves it by at most ``clip_norm *
+    max(w) / sum(w)``, so the std is ``noise_multiplier`` times that. Drawn on the CPU, then moved.
     Explained in 04, section "Privacy beyond keeping the data home"."""
     if not (math.isfinite(noise_multiplier) and noise_multiplier >= 0):
         raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier!r}.")

@@ -1,12 +1,6 @@
-"""EfficientNet-Lite0 in plain PyTorch, cut anywhere (``stem`` -> ``run_blocks`` -> ``head_features`` -> ``_fc``;
-names follow the lukemelas state dict, so the ImageNet weights load strictly), and the in-memory batches notebook
-01 trains on. Lite0 is EfficientNet-B0 for mobile: ReLU6, no squeeze-excitation, TF "SAME" padding, BN eps 1e-3,
-inputs in [0, 1] mapped to [-1, 1].
-
-Explained in 01, section "Vision: a model pretrained on ImageNet".
-"""
-
-from __future__ import annotations
+"""EfficientNet-Lite0 (B0 for mobile: ReLU6, no squeeze-excitation, TF "SAME" padding) in plain PyTorch, cut anywhere,
+its names the lukemelas state dict's; and 01's in-memory batches.
+Explained in 01, section "Vision: a model pretrained on ImageNet"."""
 
 import functools
 import math
@@ -18,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import assets
-from .training import model_device, progress
+from .training import _check_examples, model_device, progress
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, output channels).
 _STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
@@ -60,11 +54,8 @@ class _MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (ImageNet, 1000 classes), cut between any two of its 16 blocks:
-    ``forward(x) == _fc(head_features(run_blocks(stem(x))))`` for normalised ``x`` ``[N, 3, H, W]``.
-
-    Explained in 01, section "Vision: a model pretrained on ImageNet".
-    """
+    """Cut between any of its 16 blocks: ``forward(x) == _fc(head_features(run_blocks(stem(x))))``, ``x`` normalised.
+    Explained in 01, section "Vision: a model pretrained on ImageNet"."""
 
     def __init__(self, num_classes: int = 1000):
         super().__init__()
@@ -101,9 +92,7 @@ class EfficientNetLite0(nn.Module):
 
 def load_efficientnet_lite0(weights_path: str | Path | None = None) -> EfficientNetLite0:
     """EfficientNet-Lite0 with its ImageNet weights (default: the asset's), loaded strictly, eval mode, on the CPU.
-
-    Explained in 01, section "Vision: a model pretrained on ImageNet".
-    """
+    Explained in 01, section "Vision: a model pretrained on ImageNet"."""
     state = torch.load(Path(weights_path or assets.resolve_efficientnet_lite0()), map_location="cpu", weights_only=True)
     model = EfficientNetLite0()
     model.load_state_dict(state, strict=True)
@@ -137,13 +126,10 @@ def _grayscale_to_rgb_input(x: Tensor, size: int) -> Tensor:
 def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | None = None,
                      pooled_after: Sequence[int] = (), maps_after: Sequence[int] = (), batch_size: int = 256,
                      show_progress: bool = False) -> dict:
-    """One frozen pass (eval mode, restored after) in batches on the model's device, read at depths ``k`` (blocks
-    run, 0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]} (averaged over positions), "maps": {k: [N, C_k,
-    H_k, W_k]} (the input of a top that starts at block k)}`` on the CPU. ``images``: normalised RGB ``[N, 3, H,
-    W]``, or with ``size`` grayscale in [0, 1] ``[N, 1, h, w]``, each batch resized and copied into R, G, B.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    """One frozen pass, read after ``k`` blocks (0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]}, "maps": {k:
+    [N, C_k, H_k, W_k]}}`` on the CPU, of normalised RGB ``images`` or, with ``size``, grayscale ones in [0, 1]
+    (resized, copied into R, G, B batch by batch).
+    Explained in 01, section "Vision: where transfer stops paying"."""
     channels = 3 if size is None else 1
     if images.ndim != 4 or images.shape[1] != channels or images.shape[0] == 0:
         raise ValueError(f"images must be a non-empty [N, {channels}, H, W] batch, got {tuple(images.shape)}")
@@ -175,17 +161,10 @@ def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | No
 
 
 def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_classes: int, seed: int = 0):
-    """``(batches, epochs)`` for ``training.fit(..., epochs=epochs, max_steps=steps)`` on in-memory tensors, after
-    checking the data: ``batches(epoch)`` is a fresh random order cut into full batches of ``(inputs, labels)``
-    (images channels-last), drawn from one generator seeded with ``seed``, so epochs must be asked for in order.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
-    if len(x) == 0 or len(x) != len(y):
-        raise ValueError("the training data is empty." if len(x) == 0 else
-                         f"the training data has {len(x)} inputs but {len(y)} labels.")
-    if x.is_floating_point() and not torch.isfinite(x).all():
-        raise ValueError("the training data contains NaN or inf values.")
+    """``(batches, epochs)`` for ``training.fit(..., epochs=epochs, max_steps=steps)`` on checked in-memory data:
+    ``batches(epoch)``, full batches in a fresh order from one ``seed``-ed generator (ask for epochs in order).
+    Explained in 01, section "Vision: where transfer stops paying"."""
+    _check_examples(x, y, "the training data")
     if y.dtype not in (torch.int64, torch.int32) or y.ndim != 1:
         raise ValueError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}.")
     if y.min() < 0 or y.max() >= n_classes:
@@ -207,9 +186,7 @@ def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_cla
 @torch.inference_mode()
 def batched_logits(model: nn.Module, x: Tensor, batch_size: int = 512) -> Tensor:
     """The model's outputs for ``x`` (in batches on its device, eval mode restored after), on the CPU.
-
-    Explained in 01, section "Vision: where transfer stops paying".
-    """
+    Explained in 01, section "Vision: where transfer stops paying"."""
     was_training, device = model.training, model_device(model)
     model.eval()
     try:
