@@ -201,7 +201,9 @@ def test_features_by_depth_match_separate_passes(model: EfficientNetLite0) -> No
     assert torch.allclose(out["pooled"][5], fifth.mean(dim=(2, 3)), atol=1e-5)
     assert out["pooled"][11].shape == (5, channels(model, 10))
     with torch.inference_mode():
-        assert torch.allclose(out["maps"][15], model.run_blocks(model.stem(images), 0, 15), atol=1e-5)
+        # Batches of 2 vs 5 pick different float32 conv kernels (CPU-dependent); after 15 blocks the maps (|x| ~ 10)
+        # differ by ~3e-5 relative on an AVX-512 machine, so compare relative to their size.
+        torch.testing.assert_close(out["maps"][15], model.run_blocks(model.stem(images), 0, 15), rtol=1e-4, atol=1e-4)
     # Usable to train a head (not inference-mode tensors).
     head = torch.nn.Linear(1280, 2)
     head(out["head"]).sum().backward()
