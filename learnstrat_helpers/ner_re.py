@@ -1,7 +1,6 @@
 """Joint entity and relation extraction as a task: CoNLL04, BIO tags, entity pairs, batches, end-to-end prediction,
 strict micro-F1, an HTML view (the model: :mod:`multitask`). Explained in 03, section "Data: CoNLL04"."""
 
-import html
 import warnings
 from dataclasses import dataclass
 from itertools import permutations
@@ -24,7 +23,6 @@ _RELATIONS = {"Work_For": ("Peop", "Org"), "Kill": ("Peop", "Peop"), "OrgBased_I
 _RELATION_TYPES = tuple(_RELATIONS)   # pair label 0: no relation; k >= 1: _RELATION_TYPES[k - 1]
 _BIO_LABELS = ("O",) + tuple(f"{p}-{t}" for t in _ENTITY_TYPES for p in ("B", "I"))
 _IGNORE = -100   # NER label of pieces that are not a word's first, [CLS], [SEP], padding: PyTorch's ignore_index
-_COLOURS = {"Peop": "#56B4E9", "Loc": "#E69F00", "Org": "#009E73", "Other": "#CC79A7"}
 
 
 def _check_record(record: dict, where: str) -> dict:
@@ -266,19 +264,3 @@ def evaluate_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None,
     predicted = predict_ner_re(ner_model, sentences, re_model=re_model, pad_id=pad_id, gold_entities=gold_entities)
     return _strict_f1([s.record for s in sentences], predicted)
 
-
-def highlight_html(record: dict, title: str = "") -> str:
-    """A sentence as HTML: entities highlighted by type, relations listed as head -[type]-> tail.
-    Explained in 03, section "Predictions, sentence by sentence"."""
-    tokens, ents = record["tokens"], record["entities"]
-    words = lambda e: html.escape(" ".join(tokens[e["start"]: e["end"]]))  # noqa: E731
-    starts, parts, w = {e["start"]: e for e in ents}, [], 0
-    while w < len(tokens):
-        e = starts.get(w)
-        parts.append(html.escape(tokens[w]) if e is None else f'<span style="background:{_COLOURS[e["type"]]};'
-                     f'color:black;padding:1px 3px;border-radius:3px">{words(e)} <sub>{e["type"]}</sub></span>')
-        w = w + 1 if e is None else e["end"]
-    rels = "; ".join(f'{words(ents[r["head"]])} &rarr;<b>{r["type"]}</b>&rarr; {words(ents[r["tail"]])}'
-                     for r in record["relations"]) or "(no relations)"
-    label = f"<b>{html.escape(title)}</b> " if title else ""
-    return f'<div style="margin:4px 0">{label}{" ".join(parts)}<br><small>{rels}</small></div>'

@@ -87,54 +87,6 @@ def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: s
     return ax
 
 
-def show_images(images, titles: Sequence[str], *, ncols: int = 8, suptitle: str = ""):
-    """A grid of grayscale or RGB images ([N, C, H, W] in [0, 1]) with a title under each.
-    Explained in 01, section "Vision: where transfer stops paying"."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be [N, C, H, W], got shape {images.shape}.")
-    if len(titles) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(titles)} titles.")
-    nrows = int(np.ceil(len(images) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.6 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, img, title in zip(axes.flat, images, titles):
-        img = img.transpose(1, 2, 0)
-        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
-        ax.set_title(title, fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
-    return fig
-
-
-def plot_label_histograms(histograms: Mapping[str, np.ndarray], class_names: Sequence[str], *, title: str,
-                          max_clients: int = 20):
-    """One panel per partition: each client's examples as a stacked bar, one colour per class. ``histograms`` maps a
-    partition's name to an array [clients, classes]. Explained in 04, section "Partitions: how clients differ"."""
-    if not histograms:
-        raise ValueError("plot_label_histograms needs at least one partition.")
-    fig, axes = plt.subplots(1, len(histograms), figsize=(3.2 * len(histograms), 3.2), sharey=False, squeeze=False)
-    cmap = plt.get_cmap("tab10")
-    for ax, (name, hist) in zip(axes.flat, histograms.items()):
-        hist = np.asarray(hist, dtype=float)
-        if hist.ndim != 2 or hist.shape[1] != len(class_names):
-            raise ValueError(f"histogram {name!r} must be [clients, {len(class_names)}], got {hist.shape}.")
-        hist = hist[:max_clients]
-        bottom = np.zeros(len(hist))
-        for c in range(hist.shape[1]):
-            ax.bar(np.arange(len(hist)), hist[:, c], bottom=bottom, color=cmap(c % 10), width=0.9,
-                   label=class_names[c])
-            bottom += hist[:, c]
-        ax.set(title=name, xlabel=f"client (first {len(hist)})", ylabel="examples")
-        ax.grid(False)
-    axes.flat[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, title: str, xlabel: str,
                 ylabel: str = "test accuracy", ax=None, reference: float | None = None,
                 reference_label: str = "", logx: bool = False):

@@ -10,7 +10,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
 from learnstrat_helpers import plots  # noqa: E402
 
@@ -106,35 +105,7 @@ def test_plot_bars_wrong_shape(values):
         plots.plot_bars(["a", "b", "c"], values, title="t", ylabel="y")
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_show_images(channels):
-    images = np.random.default_rng(0).random((5, channels, 8, 8))
-    fig = plots.show_images(images, [f"img {i}" for i in range(5)], ncols=3, suptitle="grid")
-    assert isinstance(fig, Figure)
-    assert len(fig.axes) == 6  # 2 rows x 3 columns
-    drawn = [ax for ax in fig.axes if ax.images]
-    assert len(drawn) == 5 and [ax.get_title() for ax in drawn] == [f"img {i}" for i in range(5)]
-    assert drawn[0].images[0].get_array().shape == ((8, 8) if channels == 1 else (8, 8, 3))
-    assert fig._suptitle.get_text() == "grid"
-
-
-@pytest.mark.parametrize("shape", [(8, 8), (2, 8, 8), (1, 1, 1, 8, 8)])
-def test_show_images_wrong_shape(shape):
-    with pytest.raises(ValueError, match=r"images must be \[N, C, H, W\]"):
-        plots.show_images(np.zeros(shape), ["a"])
-
-
-def test_show_images_with_too_few_titles_is_an_error():
-    with pytest.raises(ValueError, match="title"):
-        plots.show_images(np.zeros((3, 1, 4, 4)), ["only one", "two"])
-
-
-def test_label_histograms_and_curves_draw_and_check_shapes():
-    hist = np.array([[5, 0, 1], [0, 3, 3]])
-    fig = plots.plot_label_histograms({"IID": hist, "skewed": hist[::-1]}, ["a", "b", "c"], title="t")
-    assert isinstance(fig, Figure) and len(fig.axes) == 2
-    with pytest.raises(ValueError, match="clients"):
-        plots.plot_label_histograms({"bad": np.ones((2, 2))}, ["a", "b", "c"], title="t")
+def test_curves_draw_and_check_shapes():
     ax = plots.plot_curves({"x": ([1, 2, 3], [0.1, 0.5, 0.7])}, title="t", xlabel="round", reference=0.8)
     assert isinstance(ax, Axes) and len(ax.lines) == 2
     with pytest.raises(ValueError, match="x values"):
