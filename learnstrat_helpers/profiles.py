@@ -38,6 +38,7 @@ class _FineTuningSettings:
     small_batch_size: int                    # batch size at the multi-seed sizes (enough optimiser steps to learn)
     small_lr: float                          # peak learning rate at the multi-seed sizes
     lrs: tuple[float, ...]                   # peak lr of frozen (k=0), top-2, full, LoRA; chosen on dev (scripts/)
+    headline_lr: float                       # peak lr of the headline run (full FT, largest size); chosen on dev
     domain_train_size: int                   # labelled sentences of a new domain the SST-2 model is further tuned on
     val_size: int | None                     # None: the whole 872-sentence validation split
     curve_val_size: int                      # validation sentences evaluated after each epoch of the overfitting demo
@@ -118,7 +119,7 @@ _PROFILES = {
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1), train_sizes=(16, 32, 48, 64), multi_seed_sizes=32, small_epochs=3, small_batch_size=8,
-            small_lr=2e-4, lrs=(3e-3, 3e-4, 1e-4, 3e-3), domain_train_size=24, val_size=48, curve_val_size=24,
+            small_lr=2e-4, lrs=(3e-3, 3e-4, 1e-4, 3e-3), headline_lr=1e-4, domain_train_size=24, val_size=48, curve_val_size=24,
             dev_size=32, text_model_hub_id=None, max_length=32, batch_size=8, throughput_steps=2,
         ),
         multitask=_MultitaskSettings(
@@ -143,7 +144,7 @@ _PROFILES = {
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 6000), multi_seed_sizes=400, small_epochs=6,
-            small_batch_size=16, small_lr=2e-4, lrs=(3e-3, 3e-4, 1e-4, 3e-3), domain_train_size=300,
+            small_batch_size=16, small_lr=2e-4, lrs=(3e-3, 3e-4, 1e-4, 3e-3), headline_lr=2e-4, domain_train_size=300,
             val_size=None, curve_val_size=128, dev_size=500, text_model_hub_id=None, max_length=64, batch_size=32,
             throughput_steps=3,
         ),
@@ -170,7 +171,8 @@ _PROFILES = {
         ),
         fine_tuning=_FineTuningSettings(
             seeds=(0, 1, 2, 3, 4), train_sizes=(100, 400, 1600, 8000, 67349), multi_seed_sizes=1600,
-            small_epochs=10, small_batch_size=16, small_lr=1e-4, lrs=(3e-3, 1e-4, 5e-5, 1e-3), domain_train_size=300,
+            small_epochs=10, small_batch_size=16, small_lr=1e-4, lrs=(3e-3, 1e-4, 5e-5, 1e-3), headline_lr=5e-5,
+            domain_train_size=300,
             val_size=None, curve_val_size=872, dev_size=872,
             text_model_hub_id="bert-base-uncased", max_length=128, batch_size=64, throughput_steps=50,
         ),

@@ -1,9 +1,14 @@
 """Notebook 02's learning-rate check, on the development split carved from SST-2 train (never on GLUE
 validation, which 02 reports). Run once; the chosen values live in learnstrat_helpers/profiles.py.
 
-    LEARNSTRAT_PROFILE=default python scripts/sweep_02_dev.py     # about 10 min on an idle 2-core CPU
+    LEARNSTRAT_PROFILE=default python scripts/sweep_02_dev.py              # about 10 min on an idle 2-core CPU
+    LEARNSTRAT_PROFILE=default python scripts/sweep_02_dev.py --headline   # full FT at the largest size, ~3 min
+
+``--headline`` checks the headline run's learning rate (full fine-tuning, one epoch at the largest size); set
+``LEARNSTRAT_SEED`` to repeat it with another seed's dev split, training order and initial head.
 """
 
+import argparse
 import sys
 
 import numpy as np
@@ -44,6 +49,15 @@ def dev_accuracy(prepare, n, lr, epochs=1, batch_size=settings.batch_size):
                  show_progress=False)
     return (ft.predict_proba(model, dev).argmax(1) == dev.labels).float().mean().item()
 
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("--headline", action="store_true", help="only the headline run's learning rate")
+if parser.parse_args().headline:
+    n = settings.train_sizes[-1]
+    for lr in (1e-4, 2e-4, 3e-4):
+        print(f"full          n={n} lr={lr:g} seed={seed}: dev accuracy {dev_accuracy(lambda m: m, n, lr):.3f}",
+              flush=True)
+    sys.exit(0)
 
 grid = {  # strategy: (prepare, learning rates tried), one epoch at the strategies' size
     "frozen (k=0)": (lambda m: ft.unfreeze_top_layers(m, 0), (3e-3, 1e-2)),
