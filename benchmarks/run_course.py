@@ -29,6 +29,8 @@ import psutil
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+from learnstrat_helpers.claims import Claim
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 COMMITTED_TABLE = ROOT / "benchmarks" / "README.md"
@@ -163,11 +165,7 @@ def write_table(rows: list[dict], profile: str, path: Path) -> Path:
 def _claim_line(stem: str, c: dict, committed: bool) -> str:
     anchor = c.get("section", "").replace(" ", "-")
     page = f"../notebooks/{stem}.ipynb" if committed else f"html/{stem}.html"
-    where = f"[{stem[:2]}]({page}{'#' + anchor if anchor else ''})"
-    mismatch = "" if c["verdict"] == c["expected"] else f" (the notebook teaches **{c['expected']}**)"
-    need = ">" if c["higher_supports"] else "<"
-    return (f"**{c['verdict']}**{mismatch}: {c['statement']}. {c['metric']} {c['value']:+.3f} "
-            f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], needs {need} {c['threshold']:+.3f} ({where})")
+    return Claim.from_dict(c).table_line(f"[{stem[:2]}]({page}{'#' + anchor if anchor else ''})")
 
 
 def write_claims_table(rows: list[dict], profile: str, path: Path, committed: bool = False) -> Path:

@@ -2,7 +2,7 @@
 verdict). Explained in 01, section "Claims vs evidence: how a claim is decided"."""
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Sequence
 
 import numpy as np
@@ -61,6 +61,20 @@ class Claim:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "verdict": self.verdict, "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, recorded: dict) -> "Claim":   # a results JSON's claim; its verdict is decided again
+        claim = cls(**{f.name: recorded[f.name] for f in fields(cls) if f.name in recorded})
+        if recorded.get("verdict", claim.verdict) != claim.verdict:
+            raise ValueError(f"claim {claim.statement!r}: recorded verdict {recorded['verdict']!r}, but its interval "
+                             f"gives {claim.verdict!r}.")
+        return claim
+
+    def table_line(self, where: str) -> str:
+        """The line of the claims tables (build/claims.md, the site's front page); ``where``: a link to its section."""
+        mismatch = "" if self.verdict == self.expected else f" (the notebook teaches **{self.expected}**)"
+        return (f"**{self.verdict}**{mismatch}: {self.statement}. {self.metric} {self.value:+.3f} [{self.ci_low:+.3f}, "
+                f"{self.ci_high:+.3f}], needs {'>' if self.higher_supports else '<'} {self.threshold:+.3f} ({where})")
 
 
 def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None, n_resamples: int = 2000,

@@ -45,25 +45,6 @@ def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray
     return ax
 
 
-def plot_feature_space(features, labels, class_names: Sequence[str], *, title: str, ax=None, max_points: int = 2000):
-    """The first two principal components of frozen features, coloured by class.
-    Explained in 01, section "Vision: where transfer stops paying"."""
-    from sklearn.decomposition import PCA
-
-    features, labels = np.asarray(features, dtype=float), np.asarray(labels)
-    if features.ndim != 2 or len(features) != len(labels):
-        raise ValueError(f"need features [N, dim] and N labels, got {features.shape} and {labels.shape}.")
-    features, labels = features[:max_points], labels[:max_points]
-    pca = PCA(n_components=2, random_state=0).fit(features)
-    points, ax = pca.transform(features), _axes(ax)
-    for c, name in enumerate(class_names):
-        ax.scatter(*points[labels == c].T, s=6, alpha=0.6, color=plt.get_cmap("tab10")(c % 10), label=name)
-    share = pca.explained_variance_ratio_
-    ax.set(title=title, xlabel=f"PC 1 ({share[0]:.0%} of variance)", ylabel=f"PC 2 ({share[1]:.0%} of variance)")
-    ax.legend(markerscale=2, fontsize=8, ncol=2 if len(class_names) > 5 else 1)
-    return ax
-
-
 def plot_bars(names: Sequence[str], values: np.ndarray, *, title: str, ylabel: str, ax=None,
               reference: float | None = None, reference_label: str = ""):
     """Bars of the mean over seeds with each seed as a dot; ``values`` is [seeds, len(names)].

@@ -107,6 +107,7 @@ class Profile:
     multitask: _MultitaskSettings
     federated: _FederatedSettings
     seed: int = 0                            # LEARNSTRAT_SEED: added to every seed below
+    chosen_by: str = "the default"           # where the name came from: the notebook's PROFILE cell, the environment
 
 
 _PROFILES = {
@@ -204,7 +205,9 @@ def get_profile(name: str | None = None, seed: int | None = None) -> Profile:
     """The profile named ``name``, else ``$LEARNSTRAT_PROFILE``, else ``default``; every seed in it shifted by
     ``seed``, else ``$LEARNSTRAT_SEED``, else 0.
     Explained in 01, section "Set-up: run profiles"."""
-    chosen = (name or os.environ.get("LEARNSTRAT_PROFILE") or "default").strip().lower()
+    from_env = (os.environ.get("LEARNSTRAT_PROFILE") or "").strip()
+    chosen = (name or from_env or "default").strip().lower()
+    chosen_by = "PROFILE in this notebook" if name else "LEARNSTRAT_PROFILE" if from_env else "the default"
     if chosen not in _PROFILES:
         raise ValueError(f"Unknown profile {chosen!r}: choose one of {', '.join(_PROFILES)} (LEARNSTRAT_PROFILE).")
     if seed is None:
@@ -214,4 +217,4 @@ def get_profile(name: str | None = None, seed: int | None = None) -> Profile:
         seed = int(raw)
     base = _PROFILES[chosen]
     shifted = {k: _shift_seeds(getattr(base, k), seed) for k in ("transfer", "fine_tuning", "multitask", "federated")}
-    return replace(base, seed=seed, **shifted)
+    return replace(base, seed=seed, chosen_by=chosen_by, **shifted)

@@ -17,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from learnstrat_helpers.claims import Claim
+
 ROOT = Path(__file__).resolve().parents[1]
 TITLES = {"01_transfer_learning": "Transfer learning", "02_bert_fine_tuning": "Fine-tuning BERT",
           "03_multitask_ner_re": "Multitask learning: joint NER and relations",
@@ -33,11 +35,7 @@ def load_results(build: Path) -> dict[str, dict]:
 
 
 def claim_line(stem: str, c: dict) -> str:
-    where = f"[{stem[:2]}]({stem}.ipynb{'#' + slug(c['section']) if c.get('section') else ''})"
-    mismatch = "" if c["verdict"] == c["expected"] else f" (the notebook teaches **{c['expected']}**)"
-    need = ">" if c["higher_supports"] else "<"
-    return (f"**{c['verdict']}**{mismatch}: {c['statement']}. {c['metric']} {c['value']:+.3f} "
-            f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], needs {need} {c['threshold']:+.3f} ({where})")
+    return Claim.from_dict(c).table_line(f"[{stem[:2]}]({stem}.ipynb{'#' + slug(c['section']) if c.get('section') else ''})")
 
 
 def claims_of(results: dict[str, dict], strategy: str, side: str) -> list[str]:

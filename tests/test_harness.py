@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("run_course", ROOT / "benchmarks" / "run_course.py")
 run_course = importlib.util.module_from_spec(spec)
@@ -36,10 +38,17 @@ def test_write_table_lists_status_and_numbers(tmp_path):
     assert "Machine:" in text and "Profile: `default`" in text
 
 
-def _claim(strategy, side, statement, verdict, expected, section=""):
-    return {"strategy": strategy, "side": side, "statement": statement, "metric": "acc(A) - acc(B)", "value": 0.05,
-            "ci_low": 0.02, "ci_high": 0.08, "threshold": 0.01, "higher_supports": True, "verdict": verdict,
-            "expected": expected, "section": section}
+def _claim(strategy, side, statement, verdict, expected, section=""):   # an interval that gives `verdict`
+    low = {"supported": 0.02, "inconclusive": 0.0, "contradicted": -0.04}[verdict]
+    return {"strategy": strategy, "side": side, "statement": statement, "metric": "acc(A) - acc(B)", "value": low + 0.03,
+            "ci_low": low, "ci_high": low + 0.06 - 0.05 * (verdict == "contradicted"), "threshold": 0.01,
+            "higher_supports": True, "verdict": verdict, "expected": expected, "section": section}
+
+
+def test_a_recorded_verdict_that_its_interval_does_not_give_is_refused(tmp_path):
+    wrong = {**_claim("fine-tuning", "strength", "full FT beats frozen", "supported", "supported"), "verdict": "contradicted"}
+    with pytest.raises(ValueError, match="recorded verdict 'contradicted'.*gives 'supported'"):
+        run_course.write_claims_table([_row("02_bert_fine_tuning", 200, 1200, claims=[wrong])], "default", tmp_path / "c.md")
 
 
 def test_claims_table_puts_each_claim_in_its_strategy_and_side(tmp_path):

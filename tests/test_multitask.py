@@ -15,7 +15,7 @@ from learnstrat_helpers import assets, multitask as mt, ner_re
 from learnstrat_helpers.datasets import SchemaError
 from device_check import DeviceRecorder, assert_on_model_device, watched
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "conll04_sample"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "learnstrat_helpers" / "conll04_sample"
 SENTENCE = {  # "John Smith works for Acme Corp in Boston ."
     "tokens": ["John", "Smith", "works", "for", "Acme", "Corp", "in", "Boston", "."],
     "entities": [{"start": 0, "end": 2, "type": "Peop"}, {"start": 4, "end": 6, "type": "Org"},

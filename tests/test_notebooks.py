@@ -42,6 +42,12 @@ def test_badges_and_setup_use_the_one_repository_url(notebook):
     assert f"mybinder.org/v2/gh/{GITHUB_PATH}/main?labpath=notebooks%2F{path.name}" in top
     setup = next(c.source for c in nb.cells if c.cell_type == "code")
     assert "google.colab" in setup and f"git+{REPO_URL}" in setup, "the first code cell installs from the repo URL on Colab only"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f"git+{REPO_URL}@v{version}\"" in setup, "Colab installs the tagged release of this version, not a branch"
+    assert ("learnstrat-helpers[flower] @" in setup) == path.name.startswith("04"), "the Flower extra: notebook 04 only"
+    choose = [c.source for c in nb.cells if c.cell_type == "code"][1]
+    assert choose.startswith("PROFILE = None"), "the second code cell lets the learner choose the profile"
+    assert "get_profile(PROFILE)" in next(c.source for c in nb.cells if "get_profile" in c.source)
 
 
 def test_readme_has_badges_for_every_notebook():

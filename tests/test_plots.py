@@ -59,28 +59,6 @@ def test_plot_learning_curves_wrong_shape(values):
         plots.plot_learning_curves([1, 2, 4], {"a": values}, title="t", xlabel="x")
 
 
-def test_plot_feature_space():
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(30, 5))
-    labels = np.arange(30) % 3
-    ax = plots.plot_feature_space(features, labels, ["a", "b", "c"], title="features")
-    assert isinstance(ax, Axes) and ax.get_title() == "features"
-    assert ax.get_xlabel().startswith("PC 1 (") and "of variance" in ax.get_ylabel()
-    assert len(ax.collections) == 3 and sum(len(c.get_offsets()) for c in ax.collections) == 30
-
-
-def test_plot_feature_space_caps_points():
-    features = np.random.default_rng(0).normal(size=(50, 4))
-    ax = plots.plot_feature_space(features, np.zeros(50, dtype=int), ["only"], title="t", max_points=20)
-    assert len(ax.collections[0].get_offsets()) == 20
-
-
-@pytest.mark.parametrize("features, labels", [(np.zeros((10, 3)), np.zeros(9)), (np.zeros(10), np.zeros(10))])
-def test_plot_feature_space_wrong_shape(features, labels):
-    with pytest.raises(ValueError, match=r"need features \[N, dim\] and N labels"):
-        plots.plot_feature_space(features, labels, ["a"], title="t")
-
-
 def test_plot_bars():
     values = np.array([[0.8, 0.6, 0.7], [0.82, 0.58, 0.72]])
     ax = plots.plot_bars(["a", "b", "c"], values, title="bars", ylabel="accuracy", reference=0.75,

@@ -24,13 +24,15 @@ def test_env_var_picks_the_profile(monkeypatch):
     assert get_profile().name == "full"
     monkeypatch.setenv("LEARNSTRAT_PROFILE", " Quick ")
     assert get_profile().name == "quick"
+    assert get_profile().chosen_by == "LEARNSTRAT_PROFILE"
     monkeypatch.delenv("LEARNSTRAT_PROFILE")
-    assert get_profile().name == "default"
+    assert get_profile().name == "default" and get_profile().chosen_by == "the default"
 
 
-def test_explicit_name_wins_over_env(monkeypatch):
+def test_explicit_name_wins_over_env(monkeypatch):   # the notebooks' PROFILE cell
     monkeypatch.setenv("LEARNSTRAT_PROFILE", "full")
-    assert get_profile("quick").name == "quick"
+    assert get_profile("quick").name == "quick" and get_profile("quick").chosen_by == "PROFILE in this notebook"
+    assert get_profile(None).name == "full"          # PROFILE = None keeps the environment's choice
 
 
 @pytest.mark.parametrize("name", ["fast", "Defaults", "medium"])
@@ -85,7 +87,8 @@ def test_profiles_are_frozen():
     profile = get_profile("quick")
     with pytest.raises(Exception):
         profile.transfer.seeds = (9,)  # type: ignore[misc]
-    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "federated", "multitask", "seed"}
+    assert {f.name for f in fields(profile)} == {"name", "transfer", "fine_tuning", "federated", "multitask", "seed",
+                                               "chosen_by"}
     with pytest.raises(Exception):
         profile.fine_tuning.train_sizes = (9,)  # type: ignore[misc]
 
