@@ -73,4 +73,4 @@ def test_notebook_runs_alone_from_the_wheel(notebook, wheel_kernel, tmp_path, mo
                    resources={"metadata": {"path": str(folder)}}).execute()
     results = json.loads((folder / "build" / "results" / f"{notebook.stem}.json").read_text())
     assert results["profile"] == "quick" and results["claims"], "the claims cell wrote its results beside the notebook"
-    assert sorted(p.name for p in folder.iterdir()) == ["build", notebook.name], "nothing else written beside it"
+    assert {p.name for p in folder.iterdir()} == {"build", notebook.name}, "nothing else written beside it"

@@ -88,10 +88,10 @@ def test_exercises_are_stubs_with_checks_and_collapsed_solutions(notebook):
 # What each exercise's check needs from its notebook: the cells holding these strings (besides the Exercises
 # section), run first in one kernel. 02's patience exercise reads the overfitting run's curves: a stand-in here,
 # so that the test trains nothing.
-CONTEXT = {"01_transfer_learning": ["profile = get_profile()", "def train_linear_head("],
-           "02_bert_fine_tuning": ["profile = get_profile()", "class LoRALinear(", "def early_stopping("],
-           "03_multitask_ner_re": ["profile = get_profile()", "conll = ner_re.load_conll04()", "tokenizer = AutoTokenizer"],
-           "04_federated_learning": ["profile = get_profile()"]}
+CONTEXT = {"01_transfer_learning": ["PROFILE = None", "profile = get_profile(PROFILE)", "def train_linear_head("],
+           "02_bert_fine_tuning": ["PROFILE = None", "profile = get_profile(PROFILE)", "class LoRALinear(", "def early_stopping("],
+           "03_multitask_ner_re": ["PROFILE = None", "profile = get_profile(PROFILE)", "conll = ner_re.load_conll04()", "tokenizer = AutoTokenizer"],
+           "04_federated_learning": ["PROFILE = None", "profile = get_profile(PROFILE)"]}
 STAND_IN = {"02_bert_fine_tuning": "val_loss, val_acc, best = [0.69, 0.61, 0.62, 0.58, 0.60, 0.66], [0.52, 0.63, 0.64, 0.70, 0.69, 0.68], 3"}
 # A deliberately wrong answer for every exercise, in order: each check must say "✗ not right yet".
 WRONG = {
