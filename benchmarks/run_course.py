@@ -46,7 +46,7 @@ class PeakMemory:
     """Polls the summed RSS of this process's children (the kernel and what it starts)."""
 
     def __init__(self, interval_s: float = 0.2):
-        self.interval_s, self.peak_bytes = interval_s, 0
+        self.interval_s, self.peak_bytes, self.window_peak_bytes = interval_s, 0, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -60,7 +60,13 @@ class PeakMemory:
                 except psutil.Error:
                     pass
             self.peak_bytes = max(self.peak_bytes, total)
+            self.window_peak_bytes = max(self.window_peak_bytes, total)
             self._stop.wait(self.interval_s)
+
+    def window_peak_mb(self) -> float:
+        """Peak since the last call (one cell's peak, when called as each cell starts and ends)."""
+        peak, self.window_peak_bytes = self.window_peak_bytes, 0
+        return round(peak / 2**20, 1)
 
     def __enter__(self):
         self._thread.start()
@@ -103,6 +109,10 @@ def run_notebook(path: Path, timeout_s: int) -> dict:
     error = None
     start = time.perf_counter()
     with PeakMemory() as memory:
+        # Each code cell's peak RSS goes into its metadata (learnstrat.peak_rss_mb), to find what to shrink.
+        client.on_cell_start = lambda cell, cell_index: memory.window_peak_mb()
+        client.on_cell_executed = lambda cell, cell_index, execute_reply: cell.metadata.setdefault(
+            "learnstrat", {}).update(peak_rss_mb=memory.window_peak_mb())
         try:
             client.execute()
         except Exception as exc:  # the executed notebook is still written, so the failure can be read

@@ -144,7 +144,7 @@ _PROFILES = {
             scratch_max_steps=300, finetune_steps=200,
         ),
         fine_tuning=_FineTuningSettings(
-            seeds=(0, 1, 2), train_sizes=(100, 400, 1600, 6000), multi_seed_sizes=400, small_epochs=6,
+            seeds=(0, 1, 2), train_sizes=(100, 1600, 6000), multi_seed_sizes=100, small_epochs=6,
             small_batch_size=16, small_lr=2e-4, lrs=(3e-3, 3e-4, 1e-4, 3e-3), headline_lr=2e-4, domain_train_size=300,
             val_size=None, curve_val_size=128, dev_size=500, text_model_hub_id=None, max_length=64, batch_size=32,
             throughput_steps=3,
@@ -158,7 +158,7 @@ _PROFILES = {
         multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
             train_on_validation=False, headline_layers=None, headline_epochs=3, compare_layers=2,
-            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1, 2), soft_strengths=(0.0, 10.0),
+            fractions=(0.1, 0.25, 1.0), fraction_epochs=(10, 4, 2), seeds=(0, 1), soft_strengths=(0.0, 10.0),
             soft_fraction=0.1, cosine_every=4, lr=2e-4, compare_lr=3e-4, head_lr=3e-3, compare_head_lr=2e-3,
         ),
     ),

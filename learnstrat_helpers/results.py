@@ -48,13 +48,9 @@ class Results:
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            existing = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        except json.JSONDecodeError:
-            existing = {}
-        # Keep the harness's own fields (wall_s, peak_rss_mb) if a previous run left them.
-        merged = {k: v for k, v in existing.items() if k in ("wall_s", "peak_rss_mb")}
-        merged.update(self.values, profile=self.profile, seed=self.seed, claims=self.claims)
+        # This run's numbers only: the harness adds wall_s and peak_rss_mb after the notebook ends, so an earlier
+        # run's timings never sit beside another run's (or another profile's) numbers.
+        merged = {**self.values, "profile": self.profile, "seed": self.seed, "claims": self.claims}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         tmp.replace(self.path)

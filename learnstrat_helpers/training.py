@@ -208,14 +208,16 @@ def release_memory() -> None:
         pass
 
 
-def limit_memory_growth(mmap_threshold_mb: int = 2) -> bool:
-    """Allocations above ``mmap_threshold_mb`` get their own memory map, freed to the OS: dynamic padding fragments
-    glibc's heap (~100 MB a model). False without glibc. Explained in 02, section "Recap / imports"."""
+def limit_memory_growth(mmap_threshold_mb: float = 1) -> bool:
+    """Allocations above ``mmap_threshold_mb`` get their own memory map, freed to the OS, and all threads share one
+    heap: dynamic padding fragments glibc's heaps (~100 MB a model). Used by 02 and 03 (faster there too); it made 01
+    and 04 (many small image tensors) 1.6-2x slower. False without glibc. Explained in 02, section "Recap / imports"."""
     if mmap_threshold_mb < 0:
         raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    m_mmap_threshold = -3  # from <malloc.h>; setting it also stops glibc raising the threshold by itself
-    return bool(mallopt(m_mmap_threshold, int(mmap_threshold_mb) << 20))
+    m_mmap_threshold, m_arena_max = -3, -8  # from <malloc.h>; the threshold, once set, stays put
+    mallopt(m_arena_max, 1)  # one heap: glibc's default, 8 per core, lets every thread fragment its own
+    return bool(mallopt(m_mmap_threshold, int(mmap_threshold_mb * 2**20)))

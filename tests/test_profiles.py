@@ -107,8 +107,10 @@ def test_fine_tuning_quick_is_smaller_than_default_smaller_than_full():
 def test_fine_tuning_settings_are_consistent():
     for name in PROFILE_NAMES:
         t = get_profile(name).fine_tuning
-        assert len(t.train_sizes) >= 4 and list(t.train_sizes) == sorted(set(t.train_sizes)), name
-        assert len(t.seeds) >= 2 and sum(s <= t.multi_seed_sizes for s in t.train_sizes) >= 2, name
+        # default keeps three points within its time budget (the 400-sentence point runs in full and quick)
+        enough = 3 if name == "default" else 4
+        assert len(t.train_sizes) >= enough and list(t.train_sizes) == sorted(set(t.train_sizes)), name
+        assert len(t.seeds) >= 2 and sum(s <= t.multi_seed_sizes for s in t.train_sizes) >= enough - 2, name
         assert t.multi_seed_sizes < t.train_sizes[-1], name
         # small sets need smaller batches for enough optimiser steps; never larger than the main batch size
         assert 1 <= t.small_batch_size <= t.batch_size and t.small_batch_size < t.train_sizes[0] * 2, name
