@@ -50,6 +50,18 @@ def test_badges_and_setup_use_the_one_repository_url(notebook):
     assert "get_profile(PROFILE)" in next(c.source for c in nb.cells if "get_profile" in c.source)
 
 
+def test_links_into_the_repository_name_this_release_and_files_that_exist():
+    # A link read outside a clone (Colab) must point at the tag Colab installs and at a file that is there.
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    pattern = rf"{re.escape(REPO_URL)}/blob/([^/\s\"]+)/([^\s\"')#?]+)"
+    links = [(path.name, *link) for path in NOTEBOOKS
+             for link in re.findall(pattern, "\n".join(c.source for c in nbformat.read(path, as_version=4).cells))]
+    assert links, "no notebook links to a file of the repository (04's Flower cell should)"
+    for name, ref, file in links:
+        assert ref in ("main", f"v{version}"), f"{name} links to {file} at {ref!r}, not main or v{version}"
+        assert (ROOT / file).is_file(), f"{name} links to {file}, which is not in the repository"
+
+
 def test_readme_has_badges_for_every_notebook():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
