@@ -62,6 +62,9 @@ def main() -> int:
     args = parser.parse_args()
     mode = "newest" if args.newest else "lowest"
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    # uv trusts only its bundled roots by default; pip here reads the system's (an intercepting proxy's CA lives
+    # there, as on our CI machines), so uv must too, or PyPI answers "invalid peer certificate".
+    os.environ.setdefault("UV_SYSTEM_CERTS", "1")
     venv = ROOT / "build" / f"{mode}-venv"
     venv.parent.mkdir(parents=True, exist_ok=True)
     timings = {}
