@@ -210,7 +210,7 @@ def release_memory() -> None:
 
 def limit_memory_growth(mmap_threshold_mb: float = 1) -> bool:
     """Allocations above ``mmap_threshold_mb`` get their own memory map, freed to the OS, and all threads share one
-    heap: dynamic padding fragments glibc's heaps (~100 MB a model). Used by 02 and 03 (faster there too); it made 01
+    heap: dynamic padding fragments glibc's heaps (~100 MB a model). Used by 02 and 03 (fine-tuning); it made 01
     and 04 (many small image tensors) 1.6-2x slower. False without glibc. Explained in 02, section "Recap / imports"."""
     if mmap_threshold_mb < 0:
         raise ValueError(f"mmap_threshold_mb must be >= 0, got {mmap_threshold_mb}.")
