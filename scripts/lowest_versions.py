@@ -87,7 +87,9 @@ def main() -> int:
     (ROOT / "build" / f"{mode}-versions.txt").write_text(freeze)
     env = {**os.environ, "LEARNSTRAT_PROFILE": "quick", "LEARNSTRAT_PROGRESS": "0", "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+           "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+           # quick-profile numbers go beside the venv, never over a `make course` run's build/results
+           "LEARNSTRAT_RESULTS_DIR": str(venv.parent / f"{mode}-results")}
     targets = (["tests"] if args.unit_tests else []) + ([] if args.no_notebooks else ["notebooks"])
     status = 0
     if targets:
