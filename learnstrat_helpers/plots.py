@@ -26,8 +26,7 @@ def plot_learning_curves(sizes: Sequence[float], curves: Mapping[str, np.ndarray
                          xlabel: str, ylabel: str = "accuracy", ax=None, chance: float | None = None):
     """Learning curves ``name -> [seeds, len(sizes)]``: the mean as a line, the min-max over seeds as a band, each seed
     as a dot, on a log2 x axis. Explained in 01, section "Text: a frozen sentence encoder"."""
-    ax = _axes(ax)
-    sizes = np.asarray(sizes, dtype=float)
+    ax, sizes = _axes(ax), np.asarray(sizes, dtype=float)
     for (name, values), colour in zip(curves.items(), PALETTE):
         values = np.asarray(values, dtype=float)
         if values.ndim != 2 or values.shape[1] != len(sizes):

@@ -51,8 +51,7 @@ class _FineTuningSettings:
 
 @dataclass(frozen=True)
 class _MultitaskSettings:
-    """Notebook 03's sizes. One headline joint model at full depth; the comparisons (single-task, soft
-    sharing, loss weighting, training fractions) at a reduced scale: fewer encoder layers and epochs."""
+    """Notebook 03's sizes: a full-depth headline joint model; the comparisons with fewer encoder layers and epochs."""
 
     seed: int
     text_model_hub_id: str | None            # None: all-MiniLM-L6-v2 (ships offline in a package)
@@ -97,6 +96,9 @@ class _FederatedSettings:
     noise_multipliers: tuple[float, ...]     # DP noise sweep (with clipping)
     bank_folds: int                          # cross-validation folds over the loans (the banks' intervals)
     seeds: tuple[int, ...]                   # simulator seeds: the intervals of Part 2's claims
+    keyboard_min_words: int                  # Part 4's users: the roles that speak at least this many words
+    keyboard_rounds: int                     # FedAvg rounds of the keyboard (its comparisons: half as many)
+    keyboard_epochs: int                     # passes over the text, pooled and for each user alone
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ _PROFILES = {
             bank_rounds=2, bank_local_epochs=1, train_per_class=100, test_per_class=50, resolution=14, hidden=16,
             n_clients=20, fraction=0.25, rounds=4, short_rounds=3, batch_size=25, central_epochs=1,
             target_accuracy=0.5, prox_mus=(0.1,), noise_multipliers=(1.0,), bank_folds=2, seeds=(0, 1),
+            keyboard_min_words=4000, keyboard_rounds=3, keyboard_epochs=1,
         ),
     ),
     "default": Profile(
@@ -153,7 +156,7 @@ _PROFILES = {
             bank_rounds=3, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=14, hidden=64,
             n_clients=100, fraction=0.1, rounds=50, short_rounds=25, batch_size=50, central_epochs=5,
             target_accuracy=0.80, prox_mus=(0.01, 1.0), noise_multipliers=(0.5, 2.0), bank_folds=5,
-            seeds=(0, 1, 2, 3, 4),
+            seeds=(0, 1, 2, 3, 4), keyboard_min_words=1000, keyboard_rounds=30, keyboard_epochs=2,
         ),
         multitask=_MultitaskSettings(
             seed=0, text_model_hub_id=None, max_length=128, batch_size=8, train_sentences=None, eval_sentences=None,
@@ -188,23 +191,20 @@ _PROFILES = {
             bank_rounds=5, bank_local_epochs=5, train_per_class=None, test_per_class=None, resolution=28, hidden=128,
             n_clients=100, fraction=0.1, rounds=200, short_rounds=100, batch_size=50, central_epochs=10,
             target_accuracy=0.85, prox_mus=(0.001, 0.01, 0.1, 1.0), noise_multipliers=(0.25, 0.5, 1.0, 2.0),
-            bank_folds=10, seeds=tuple(range(10)),
+            bank_folds=10, seeds=tuple(range(10)), keyboard_min_words=500, keyboard_rounds=100, keyboard_epochs=5,
         ),
     ),
 }
 
 
 def _shift_seeds(settings, shift: int):
-    changes = {f.name: (getattr(settings, f.name) + shift if f.name == "seed"
-                        else tuple(s + shift for s in getattr(settings, f.name)))
-               for f in fields(settings) if f.name in ("seed", "seeds")}
-    return replace(settings, **changes)
+    old = {f.name: getattr(settings, f.name) for f in fields(settings) if f.name in ("seed", "seeds")}
+    return replace(settings, **{k: v + shift if k == "seed" else tuple(s + shift for s in v) for k, v in old.items()})
 
 
 def get_profile(name: str | None = None, seed: int | None = None) -> Profile:
-    """The profile named ``name``, else ``$LEARNSTRAT_PROFILE``, else ``default``; every seed in it shifted by
-    ``seed``, else ``$LEARNSTRAT_SEED``, else 0.
-    Explained in 01, section "Set-up: run profiles"."""
+    """The profile named ``name``, else ``$LEARNSTRAT_PROFILE``, else ``default``; every seed in it shifted by ``seed``,
+    else ``$LEARNSTRAT_SEED``, else 0. Explained in 01, section "Set-up: run profiles"."""
     from_env = (os.environ.get("LEARNSTRAT_PROFILE") or "").strip()
     chosen = (name or from_env or "default").strip().lower()
     chosen_by = "PROFILE in this notebook" if name else "LEARNSTRAT_PROFILE" if from_env else "the default"

@@ -31,8 +31,7 @@ class Results:
         """Store ``value`` (a finite number) under ``name`` and write the file; returns the number."""
         if not name.isidentifier():
             raise ValueError(f"result names are identifiers like 'val_acc_largest', got {name!r}.")
-        number = float(value)
-        if not math.isfinite(number):
+        if not math.isfinite(number := float(value)):
             raise ValueError(f"result {name!r} is {number}: a run that produced NaN/inf needs fixing, not recording.")
         self.values[name] = number
         self._write()

@@ -60,8 +60,7 @@ def embed_texts_cached(texts: Sequence[str], model_name_or_path: str | None = No
     """Mean-pooled, L2-normalised (unless ``normalize=False``) embeddings [N, dim] of a BERT-family encoder (MiniLM by
     default), computed once on ``device`` (default: GPU if any), then cached.
     Explained in 01, section "Text: a frozen sentence encoder"."""
-    texts = _checked_texts(texts)
-    source = model_name_or_path or assets.resolve_text_model()
+    texts, source = _checked_texts(texts), model_name_or_path or assets.resolve_text_model()
     path = _cache_path(texts, f"{source}|{sorted((k, v) for k, v in kwargs.items() if k != 'show_progress')}")
     if path.is_file():
         cached = torch.load(path, weights_only=True)

@@ -65,8 +65,7 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: 
     Explained in 02, section "Mechanics: dynamic padding and length-grouped batches"."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    lengths = np.asarray(lengths)
-    if len(lengths) == 0:
+    if len(lengths := np.asarray(lengths)) == 0:
         raise ValueError("length_grouped_batches got no examples.")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
@@ -78,15 +77,13 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, *, shuffle: 
                                 (order[i: i + chunk] for i in range(0, len(order), chunk))])
     batches = [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
     if max_tokens is not None:
-        batches = [b[i: i + size] for b in batches
-                   for size in [max(1, min(len(b), max_tokens // int(max(lengths[b]))))]
+        batches = [b[i: i + size] for b in batches for size in [max(1, min(len(b), max_tokens // int(max(lengths[b]))))]
                    for i in range(0, len(b), size)]
     return [batches[i] for i in rng.permutation(len(batches))] if shuffle and group_by_length else batches
 
 
 def _adamw(groups: list[dict], total_steps: int, warmup_ratio: float = 0.1, **kwargs):
-    """AdamW, one fused kernel when every parameter allows it (with small batches on a CPU the optimiser is a
-    large share of a step), and :func:`warmup_linear_schedule` over ``total_steps``: ``(optimizer, scheduler)``."""
+    """``(AdamW, its warm-up schedule)``, AdamW fused where every parameter allows (much of a small-batch CPU step)."""
     fused = all(p.device.type in ("cpu", "cuda") and p.dtype == torch.float32 for g in groups for p in g["params"])
     optimizer = torch.optim.AdamW(groups, fused=fused, **kwargs)
     return optimizer, warmup_linear_schedule(optimizer, int(warmup_ratio * total_steps), total_steps)
@@ -94,8 +91,7 @@ def _adamw(groups: list[dict], total_steps: int, warmup_ratio: float = 0.1, **kw
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Silence transformers while it loads a model: its "newly initialized" warning (the new head is the point)
-    and its "Loading weights" bar (once per model) would drown the notebook."""
+    """Silence transformers while it loads: its "newly initialized" warning (the new head is the point), its bars."""
     from transformers.utils import logging as hf_logging
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
@@ -117,7 +113,6 @@ def warmup_linear_schedule(optimizer, warmup_steps: int, total_steps: int):
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -143,10 +138,9 @@ class _History:
         return float(sum(self.epoch_seconds))
 
 
-def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: Callable, *, optimizer,
-        scheduler=None, epochs: int = 1, max_steps: int | None = None,
-        evaluate: Callable[[nn.Module], dict] | None = None, patience: int | None = None, desc: str = "training",
-        show_progress: bool = True) -> _History:
+def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: Callable, *, optimizer, scheduler=None,
+        epochs: int = 1, max_steps: int | None = None, evaluate: Callable[[nn.Module], dict] | None = None,
+        patience: int | None = None, desc: str = "training", show_progress: bool = True) -> _History:
     """For each epoch, each batch of ``batches`` (or of ``batches(epoch)``), on the model's device:
     ``step(model, batch, optimizer, scheduler) -> dict`` of finite numbers to log; ``max_steps`` ends early.
     ``evaluate(model) -> dict`` runs after every epoch; with ``patience``, no better ``val_loss`` for that many epochs
@@ -165,8 +159,7 @@ def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: C
         if not plan:
             break
         model.train()
-        start = time.perf_counter()
-        label = f"{desc} {epoch + 1}/{epochs}" if epochs > 1 else desc
+        start, label = time.perf_counter(), f"{desc} {epoch + 1}/{epochs}" if epochs > 1 else desc
         for batch in progress(plan, desc=label) if show_progress else plan:
             began = time.perf_counter()
             logged = step(model, to_device(batch, device), optimizer, scheduler)
@@ -177,17 +170,14 @@ def fit(model: nn.Module, batches: Sequence | Callable[[int], Sequence], step: C
             done += 1
         history.epoch_seconds.append(time.perf_counter() - start)
         if evaluate is not None:
-            model.eval()
             with torch.no_grad():
-                history.evals.append({"step": done, "epoch": epoch, **evaluate(model)})
+                history.evals.append({"step": done, "epoch": epoch, **evaluate(model.eval())})
         if patience is not None:
             if history.evals[-1]["val_loss"] < best:
                 best, waited, history.best_epoch = history.evals[-1]["val_loss"], 0, epoch
                 best_state = copy.deepcopy(model.state_dict())
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
+            elif (waited := waited + 1) >= patience:
+                break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
@@ -202,10 +192,8 @@ def release_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, Windows): nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows): nothing to trim
-        pass
 
 
 def limit_memory_growth(mmap_threshold_mb: float = 1) -> bool:

@@ -17,6 +17,7 @@ from .training import _check_examples, model_device, progress
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, output channels).
 _STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112),
            (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+_bn = functools.partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)  # TF's values
 
 
 class _Conv2dSame(nn.Conv2d):
@@ -29,9 +30,6 @@ class _Conv2dSame(nn.Conv2d):
             pads += [total // 2, total - total // 2]
         return F.conv2d(F.pad(x, pads) if any(pads) else x, self.weight, self.bias, self.stride, 0, self.dilation,
                         self.groups)
-
-
-_bn = functools.partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)  # TF's values
 
 
 class _MBConvBlock(nn.Module):
@@ -126,9 +124,9 @@ def _grayscale_to_rgb_input(x: Tensor, size: int) -> Tensor:
 def extract_features(model: EfficientNetLite0, images: Tensor, *, size: int | None = None,
                      pooled_after: Sequence[int] = (), maps_after: Sequence[int] = (), batch_size: int = 256,
                      show_progress: bool = False) -> dict:
-    """One frozen pass, read after ``k`` blocks (0..16): ``{"head": [N, 1280], "pooled": {k: [N, C_k]}, "maps": {k:
-    [N, C_k, H_k, W_k]}}`` on the CPU, of normalised RGB ``images`` or, with ``size``, grayscale ones in [0, 1]
-    (resized, copied into R, G, B batch by batch).
+    """One frozen pass, read after ``k`` blocks (0..16):
+    ``{"head": [N, 1280], "pooled": {k: [N, C_k]}, "maps": {k: [N, C_k, H_k, W_k]}}`` on the CPU, of normalised RGB
+    ``images`` or, with ``size``, grayscale ones in [0, 1] (resized, copied into R, G, B batch by batch).
     Explained in 01, section "Vision: where transfer stops paying"."""
     channels = 3 if size is None else 1
     if images.ndim != 4 or images.shape[1] != channels or images.shape[0] == 0:
@@ -174,12 +172,9 @@ def shuffled_batches(x: Tensor, y: Tensor, batch_size: int, *, steps: int, n_cla
     generator, batch_size = torch.Generator().manual_seed(seed), min(batch_size, len(x))
 
     def batches(epoch: int) -> list[tuple[Tensor, Tensor]]:
-        order, out = torch.randperm(len(x), generator=generator), []
-        for i in range(0, len(x) - batch_size + 1, batch_size):
-            index = order[i: i + batch_size]
-            out.append((x[index].contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x[index], y[index]))
-        return out
-
+        order = torch.randperm(len(x), generator=generator)[: len(x) // batch_size * batch_size]   # full batches only
+        return [(x[index].contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x[index], y[index])
+                for index in order.split(batch_size)]
     return batches, math.ceil(steps / (len(x) // batch_size))
 
 

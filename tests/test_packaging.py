@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBMODULES = ["assets", "profiles", "datasets", "text", "vision", "training", "metrics", "results", "claims",
+SUBMODULES = ["keyboard", "assets", "profiles", "datasets", "text", "vision", "training", "metrics", "results", "claims",
               "plots", "finetuning", "federated", "transport", "banks", "multitask", "ner_re", "exercises"]
 
 
