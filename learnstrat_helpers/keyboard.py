@@ -71,8 +71,8 @@ def next_word_chunks(turns: Sequence[str], vocabulary: Sequence[str], length: in
         raise ValueError(f"the vocabulary must start with {_SPECIAL_WORDS} (word_list's), got {tuple(vocabulary[:3])}.")
     index = {w: i for i, w in enumerate(vocabulary)}
     ids = [i for turn in turns for i in [2] + [index.get(w, 1) for w in words(turn)]]
-    if len(ids) < 2 or length < 1:
-        raise ValueError(f"need at least one word in the turns and length >= 1, got {len(ids) - 1} words, {length}.")
+    if len(ids) == len(turns) or length < 1:   # only <s>: no word to predict
+        raise ValueError(f"need a word in the turns and length >= 1, got {len(ids) - len(turns)} words, {length}.")
     n = -(-(len(ids) - 1) // length)
     ids = torch.tensor(ids + [0] * (n * length + 1 - len(ids)))
     inputs, targets = ids[:-1].view(n, length), ids[1:].clone().view(n, length)

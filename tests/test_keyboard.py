@@ -49,7 +49,8 @@ def test_each_user_is_tested_on_their_last_turns(tmp_path, monkeypatch):
     play = "".join(f"KING:\nline {i} of the king.\n\n" for i in range(5))
     monkeypatch.setenv("LEARNSTRAT_DATA_DIR", str(_write_play(tmp_path, [{"text": play}])))
     typed, typed_next = keyboard.load_shakespeare_users(min_words=1, held_out=0.2)
-    assert typed["KING"] == [f"line {i} of the king." for i in range(4)] and typed_next["KING"] == ["line 4 of the king."]
+    assert typed["KING"] == [f"line {i} of the king." for i in range(4)]
+    assert typed_next["KING"] == ["line 4 of the king."]
 
 
 @pytest.mark.parametrize("records, message", [
@@ -86,8 +87,9 @@ def test_chunks_mark_unknown_words_and_ignore_padding_and_turn_starts():
     assert x.tolist() == [[2, 3, 4, 5], [1, 2, 3, 4]]
     assert y.tolist() == [[3, 4, 5, 1], [-100, 3, 4, -100]]
     assert x.dtype == torch.int64
-    with pytest.raises(ValueError, match="at least one word"):
-        keyboard.next_word_chunks(["..."], vocabulary)
+    for no_words in (["..."], ["...", "!"], []):   # turns without a word would leave nothing to score
+        with pytest.raises(ValueError, match="need a word in the turns"):
+            keyboard.next_word_chunks(no_words, vocabulary)
     with pytest.raises(ValueError, match="must start with"):
         keyboard.next_word_chunks(["to be"], ["to", "be"])
 
@@ -98,5 +100,6 @@ def test_the_shared_tiny_shakespeare_gives_the_users_the_notebook_describes():
         pytest.skip("LEARNSTRAT_DATA_DIR has no tiny_shakespeare/")
     typed, typed_next = keyboard.load_shakespeare_users(min_words=1000)
     assert len(typed) == len(typed_next) == 55   # measured: 272 roles in the train split, 55 with >= 1,000 words
-    assert sum(len(keyboard.words(t)) for part in (typed, typed_next) for turns in part.values() for t in turns) == 137_545
+    every_turn = [t for part in (typed, typed_next) for turns in part.values() for t in turns]
+    assert sum(len(keyboard.words(t)) for t in every_turn) == 137_545
     assert all(len(typed[u]) >= 4 * len(typed_next[u]) - 4 and typed_next[u] for u in typed)
