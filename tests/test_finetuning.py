@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +17,7 @@ from learnstrat_helpers import assets, finetuning as ft, training
 TEXTS = ["a gripping , moving film .", "dull and tedious", "the best movie of the year !", "awful .",
          "i loved every minute of it", "a waste of time and money", "charming", "not funny at all"]
 LABELS = [1, 0, 1, 0, 1, 0, 1, 0]
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_bert_fine_tuning.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +42,31 @@ def trainable(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def train_step(model, batch, optimizer, scheduler, max_grad_norm=1.0):
-    """Notebook 02's step, as the notebook writes it."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    loss = nn.functional.cross_entropy(logits, batch["labels"])
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], max_grad_norm)
-    lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
-    scheduler.step()
-    mask = batch["attention_mask"]
-    return {"loss": loss.item(), "grad_norm": float(grad_norm), "lr": lr, "tokens": mask.sum().item(),
-            "padded_tokens": mask.numel()}
+def notebook_train_step():
+    """``train_step`` exactly as notebook 02 defines it (its cell, run here), slices of ``TOKENS_PER_PASS`` tokens."""
+    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
+    namespace = {"math": math, "nn": nn}
+    exec(next(c for c in cells if "def train_step(" in c), namespace)
+    return namespace
+
+
+train_step = notebook_train_step()["train_step"]
+
+
+def test_the_notebooks_sliced_step_has_the_one_pass_gradient(data):
+    """Gradient accumulation in 02's step: a batch in slices gets the gradient and loss of one pass over it."""
+    namespace = notebook_train_step()
+    batch = ft._collate(data, list(range(len(data))))
+    grads, losses = [], []
+    for tokens_per_pass in (10**6, batch["attention_mask"].numel() // 3):   # one pass, then 3 slices
+        namespace["TOKENS_PER_PASS"] = tokens_per_pass
+        model = tiny_model().eval()   # no dropout: the two runs must compute the same function
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        losses.append(namespace["train_step"](model, batch, optimizer, scheduler, max_grad_norm=1e9)["loss"])
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
 
 
 @pytest.fixture

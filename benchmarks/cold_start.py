@@ -1,0 +1,92 @@
+"""Cold start: how long `make setup` takes on a fresh clone with an empty pip cache, and how big the environment is.
+
+    python benchmarks/cold_start.py [--out benchmarks/cold_start.json]
+
+What it does: clones the committed HEAD of this repository into a temporary folder, runs `make setup` there with
+``PIP_CACHE_DIR`` pointing at a new, empty folder (so nothing comes from an earlier download), timing each step
+from the lines make prints, then measures the virtual environment on disk (``du``) and the pip cache it filled.
+pip's own configuration is kept (on the course's machines that is where the local torch wheel and package
+mirrors are found: the numbers say which). Budgets (issue #12): <= 180 s and <= 2.5 GB. The numbers go to the
+JSON file; `benchmarks/run_course.py --update-committed-table` copies them into `benchmarks/README.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUDGET_S, BUDGET_GB = 180, 2.5
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes on disk (``du -sb``, hard links counted once) of a folder; 0 when it does not exist."""
+    if not path.exists():
+        return 0
+    return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def timed_setup(clone: Path, env: dict[str, str]) -> tuple[float, list[dict], int]:
+    """Run `make setup` in ``clone``; the total seconds, each printed command with the seconds until the next
+    line make printed (the command's own time, roughly), and make's exit status."""
+    start, steps = time.monotonic(), []
+    proc = subprocess.Popen(["make", "--no-print-directory", "setup"], cwd=clone, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for line in proc.stdout:
+        now = time.monotonic() - start
+        if steps:
+            steps[-1]["s"] = round(now - steps[-1]["at_s"], 1)
+        steps.append({"at_s": round(now, 1), "line": line.rstrip()[:200]})
+        print(f"{now:7.1f} s  {line.rstrip()[:150]}", flush=True)
+    rc = proc.wait()
+    total = time.monotonic() - start
+    if steps:
+        steps[-1]["s"] = round(total - steps[-1]["at_s"], 1)
+    return total, steps, rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "cold_start.json")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="learnstrat-cold-") as tmp:
+        clone, cache = Path(tmp) / "learnstrat", Path(tmp) / "pip-cache"
+        cache.mkdir()
+        subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        env = {**os.environ, "PIP_CACHE_DIR": str(cache)}
+        env.pop("VIRTUAL_ENV", None)
+        total, steps, rc = timed_setup(clone, env)
+        torch_source = subprocess.run([sys.executable, str(clone / "scripts" / "torch_pip_args.py"), "--torch", "cpu",
+                                       "--version", "0"], capture_output=True, text=True).stdout.strip()
+        venv_bytes, cache_bytes = folder_bytes(clone / ".venv"), folder_bytes(cache)
+        biggest = sorted(((folder_bytes(p), p.name) for p in (clone / ".venv").glob("lib/python*/site-packages/*")
+                          if p.is_dir()), reverse=True)[:8]
+    record = {
+        "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+                   f"{platform.python_version()}", "make_exit_status": rc,
+        "setup_s": round(total, 1), "budget_s": BUDGET_S, "venv_gb": round(venv_bytes / 1e9, 2), "budget_gb": BUDGET_GB,
+        "pip_cache_filled_gb": round(cache_bytes / 1e9, 2),
+        "torch_from": "local wheel (pip find-links)" if "--no-index" in torch_source else "PyTorch's CPU index",
+        "pip_index": "pip's configuration on this machine (PyPI, and local mirrors where configured)",
+        "largest_packages_mb": {name: round(size / 1e6) for size, name in biggest},
+        "steps": [s for s in steps if s.get("s", 0) >= 1],
+    }
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"setup {total:.0f} s (budget {BUDGET_S}), environment {venv_bytes / 1e9:.2f} GB (budget {BUDGET_GB}), "
+          f"make exit {rc}: {args.out}")
+    return 1 if rc else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
