@@ -168,8 +168,23 @@ def write_table(rows: list[dict], profile: str, path: Path) -> Path:
         as_expected = f"{sum(c['verdict'] == c['expected'] for c in claims)}/{len(claims)}"
         lines.append(f"| {row['stem']} | {status} | {r['wall_s']:.0f} | {r['peak_rss_mb']:.0f} | {as_expected} "
                      f"| {numbers} |")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines + cold_start_lines()) + "\n")
     return path
+
+
+def cold_start_lines(record: Path = ROOT / "benchmarks" / "cold_start.json") -> list[str]:
+    """The set-up's cold start (``benchmarks/cold_start.py``): time with an empty pip cache, environment size."""
+    if not record.is_file():
+        return []
+    r = json.loads(record.read_text())
+    status = "ok" if r["setup_s"] <= r["budget_s"] and r["venv_gb"] <= r["budget_gb"] else "over budget"
+    biggest = ", ".join(f"{name} {mb:,} MB" for name, mb in list(r["largest_packages_mb"].items())[:5])
+    return ["", "## Cold start: `make setup` on a fresh clone, empty pip cache", "",
+            f"Written from `benchmarks/cold_start.json` (`python benchmarks/cold_start.py`, {r['recorded_at']}, commit "
+            f"{r['commit']}, {r['machine']}). Budgets: <= {r['budget_s']} s and <= {r['budget_gb']} GB.", "",
+            f"- {status}: set-up {r['setup_s']:.0f} s, environment {r['venv_gb']:.2f} GB on disk "
+            f"(pip cache filled: {r['pip_cache_filled_gb']:.2f} GB); torch from {r['torch_from']}; packages from "
+            f"{r['pip_index']}", f"- Largest packages: {biggest}"]
 
 
 def _claim_line(stem: str, c: dict, committed: bool) -> str:

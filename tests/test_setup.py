@@ -11,6 +11,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,15 @@ def test_lowest_versions_check_keeps_cpu_torch_and_never_uses_constraints(tmp_pa
         assert torch_step[-3:] == ["--index-url", CPU_INDEX, f"torch=={torch_pin()}"], torch_step
     assert package_step[package_step.index("--resolution") + 1] == "lowest-direct"
     assert "-c" in package_step   # torch pinned to what the first step installed
+
+
+def test_lowest_versions_check_pins_every_floor_of_pyproject():
+    spec = importlib.util.spec_from_file_location("lowest_versions", ROOT / "scripts" / "lowest_versions.py")
+    lowest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lowest)
+    pins = dict(p.split("==") for p in lowest.floors())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    bounded = [r.split("#")[0].strip() for r in requirements if ">=" in r]
+    assert len(pins) == len(bounded) - 1, "every direct dependency bounded from below but torch is pinned to its floor"
+    assert "torch" not in pins and pins["datasets"] == next(r for r in bounded if r.startswith("datasets")).split(">=")[1]
