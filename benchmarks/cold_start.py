@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_course import machine_description  # noqa: E402  (the same words as the benchmark table)
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_S, BUDGET_GB = 180, 2.5
@@ -88,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                           if p.is_dir()), reverse=True)[:8]
     record = {
         "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
-                   f"{platform.python_version()}", "make_exit_status": rc,
+        "machine": machine_description(), "avx512": "avx512f" in Path("/proc/cpuinfo").read_text(),
+        "make_exit_status": rc,
         "setup_s": round(total, 1), "budget_s": BUDGET_S, "venv_gb": round(venv_bytes / 1e9, 2), "budget_gb": BUDGET_GB,
         "pip_cache_filled_gb": round(cache_bytes / 1e9, 2),
         "torch_from": "a local wheel (pip find-links)" if "--no-index" in torch_line else "PyTorch's CPU index",
