@@ -204,3 +204,12 @@ def test_processes_die_with_a_killed_parent(tmp_path):
         parent.stdout.close()
         if parent.poll() is None:
             parent.kill()
+
+
+def test_flower_processes_print_no_colour_codes_even_from_a_notebook(monkeypatch, tmp_path):
+    # A Jupyter kernel sets FORCE_COLOR: `flwr supernode list --format json` then coloured its JSON, and
+    # launch.py, started from a notebook, never saw a SuperNode online.
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("CLICOLOR_FORCE", "1")
+    env = load_launcher().flower_env(tmp_path / "flwr_home")
+    assert "FORCE_COLOR" not in env and "CLICOLOR_FORCE" not in env and env["NO_COLOR"] == "1"

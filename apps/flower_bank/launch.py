@@ -63,7 +63,8 @@ def require_loopback(host: str) -> None:
 def flower_env(flwr_home: Path, results_dir: Path | None = None) -> dict[str, str]:
     """Every Flower process's environment: no telemetry, FLWR_HOME and the ServerApp's results folder
     (default: the folder above FLWR_HOME, the deployment's working folder) set, this venv's tools first."""
-    env = dict(os.environ)
+    # A Jupyter kernel sets FORCE_COLOR and CLICOLOR_FORCE: `flwr ... --format json` would then print colour codes
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "CLICOLOR_FORCE")} | {"NO_COLOR": "1"}
     bin_dir = str(Path(sys.executable).parent)   # flower-superexec etc. must be on PATH for the SuperLink
     env.update(FLWR_HOME=str(flwr_home), FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1",
                FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1", PYTHONUNBUFFERED="1",
