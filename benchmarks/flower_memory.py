@@ -3,10 +3,11 @@
     python benchmarks/flower_memory.py [--rounds 2] [--out benchmarks/flower_memory.json]
 
 Runs ``apps/flower_bank/launch.py --rounds N`` (a SuperLink, four SuperNodes, ``flwr run``; everything on
-127.0.0.1, stopped at the end) and samples, every 0.3 s, the resident memory (RSS) of every process it started:
-found by their FLWR_HOME, which lies in a temporary folder made for this run. The sum of RSS counts pages that
-processes share (Python's and torch's libraries) once per process, as the benchmark table's "peak RSS of the
-kernel's process tree" does; the per-kind peaks say where it goes. Notebook 04's budget is 1.6 GB for the whole
+127.0.0.1, stopped at the end) and samples, every 0.3 s, the memory of every process it started: found by their
+FLWR_HOME, which lies in a temporary folder made for this run. Two sums: RSS counts pages that processes share
+(Python's and torch's libraries) once per process, as the benchmark table's "peak RSS of the kernel's process
+tree" does; PSS (proportional set size) splits each shared page between the processes that share it, so its sum
+is what the processes take from the machine together. The per-program peaks say where it goes. Notebook 04's budget is 1.6 GB for the whole
 kernel tree, Binder's limit 2 GB for the whole session. Section "Part 3: the same strategy on Flower" cites it.
 """
 
@@ -47,19 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         launcher = subprocess.Popen([sys.executable, str(ROOT / "apps" / "flower_bank" / "launch.py"), "--rounds",
                                      str(args.rounds)], env=env, stdout=subprocess.PIPE, text=True)
-        peak, peak_by_kind, most_processes = 0.0, collections.Counter(), 0
+        peak, peak_by_kind, most_processes, peak_pss = 0.0, collections.Counter(), 0, 0.0
         while launcher.poll() is None:
-            total, by_kind, count = 0.0, collections.Counter(), 0
+            total, by_kind, count, pss = 0.0, collections.Counter(), 0, 0.0
             for proc in psutil.process_iter():
                 try:
                     if proc.pid != launcher.pid and not proc.environ().get("FLWR_HOME", "").startswith(tmp):
                         continue
-                    rss = proc.memory_info().rss / 2**20
+                    memory = proc.memory_full_info()
+                    rss, pss = memory.rss / 2**20, pss + memory.pss / 2**20
                     total, count = total + rss, count + 1
                     by_kind[kind(proc)] += rss
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
-            most_processes = max(most_processes, count)
+            most_processes, peak_pss = max(most_processes, count), max(peak_pss, pss)
             if total > peak:
                 peak, peak_by_kind = total, by_kind
             time.sleep(0.3)
@@ -72,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     record = {"recorded_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_description(),
               "rounds": args.rounds, "n_banks": result["n_banks"], "wall_s": round(wall, 1),
               "roc_auc": result["roc_auc"], "most_processes_at_once": most_processes,
-              "peak_rss_sum_mb": round(peak), "at_peak_by_program_mb": {k: round(v) for k, v in peak_by_kind.most_common()}}
+              "peak_rss_sum_mb": round(peak), "peak_pss_sum_mb": round(peak_pss), "at_peak_by_program_mb": {k: round(v) for k, v in peak_by_kind.most_common()}}
     args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"{args.rounds} rounds in {wall:.0f} s; peak RSS summed over the deployment's processes {peak:,.0f} MB "
-          f"({most_processes} processes at most): {args.out}")
+    print(f"{args.rounds} rounds in {wall:.0f} s; summed over the deployment's processes ({most_processes} at most, "
+          f"the launcher included), peak RSS {peak:,.0f} MB, peak PSS {peak_pss:,.0f} MB: {args.out}")
     return 0
 
 

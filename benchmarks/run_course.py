@@ -173,18 +173,27 @@ def write_table(rows: list[dict], profile: str, path: Path) -> Path:
 
 
 def cold_start_lines(record: Path = ROOT / "benchmarks" / "cold_start.json") -> list[str]:
-    """The set-up's cold start (``benchmarks/cold_start.py``): time with an empty pip cache, environment size."""
+    """The set-up's cold start (``benchmarks/cold_start.py``): time with an empty pip cache, environment size, and
+    what this machine had on disk that a laptop downloads."""
     if not record.is_file():
         return []
     r = json.loads(record.read_text())
     status = "ok" if r["setup_s"] <= r["budget_s"] and r["venv_gb"] <= r["budget_gb"] else "over budget"
     biggest = ", ".join(f"{name} {mb:,} MB" for name, mb in list(r["largest_packages_mb"].items())[:5])
-    return ["", "## Cold start: `make setup` on a fresh clone, empty pip cache", "",
-            f"Written from `benchmarks/cold_start.json` (`python benchmarks/cold_start.py`, {r['recorded_at']}, commit "
-            f"{r['commit']}, {r['machine']}). Budgets: <= {r['budget_s']} s and <= {r['budget_gb']} GB.", "",
-            f"- {status}: set-up {r['setup_s']:.0f} s, environment {r['venv_gb']:.2f} GB on disk "
-            f"(pip cache filled: {r['pip_cache_filled_gb']:.2f} GB); torch from {r['torch_from']}; the other "
-            f"packages: " + ", ".join(f"{n} from {where}" for where, n in r["packages_from"].items() if n), f"- Largest packages: {biggest}"]
+    sources = ", ".join(f"{v['packages']} from {where}" for where, v in r["packages_from"].items() if v["packages"])
+    lines = ["", "## Cold start: `make setup` on a fresh clone, empty pip cache", "",
+             f"Written from `benchmarks/cold_start.json` (`python benchmarks/cold_start.py`, {r['recorded_at']}, commit "
+             f"{r['commit']}, {r['machine']}). Budgets: <= {r['budget_s']} s and <= {r['budget_gb']} GB.", "",
+             f"- {status}: set-up {r['setup_s']:.0f} s (earlier runs: "
+             f"{', '.join(f'{s:.0f}' for s in r['earlier_setup_s']) or 'none'} s), environment {r['venv_gb']:.2f} GB "
+             f"on disk; torch from {r['torch_from']}; the other packages: {sources}",
+             f"- Largest packages: {biggest}"]
+    local_mb = r["torch_local_wheel_mb"] + r["packages_from"]["local files"]["mb"]
+    if local_mb:
+        lines.append(f"- Not measured: a laptop downloads what came from local files here ({local_mb:,.0f} MB: "
+                     f"torch's wheel {r['torch_local_wheel_mb']} MB, {r['packages_from']['local files']['packages']} "
+                     "packages); add its download time.")
+    return lines
 
 
 def _claim_line(stem: str, c: dict, committed: bool) -> str:

@@ -21,7 +21,6 @@ import argparse
 import importlib.util
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -44,12 +43,15 @@ def torch_pin() -> str:
 
 def floors() -> list[str]:
     """``name==bound`` for every direct dependency pyproject bounds from below (torch aside: it stays our CPU build)."""
+    from packaging.requirements import Requirement   # pip's own parser (packaging comes with every venv's pip)
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = []
-    for requirement in [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]:
-        name, bound = re.match(r"\s*([A-Za-z0-9_.-]+)(?:\[[^]]*\])?\s*(?:>=\s*([^,;\s]+))?", requirement).groups()
-        if bound and name.lower() != "torch":
-            pins.append(f"{name}=={bound}")
+    for line in [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]:
+        requirement = Requirement(line)
+        bounds = [spec.version for spec in requirement.specifier if spec.operator == ">="]
+        if bounds and requirement.name.lower() != "torch":
+            pins.append(f"{requirement.name}=={max(bounds)}")
     return pins
 
 

@@ -45,7 +45,7 @@ def trainable(model):
 def notebook_train_step():
     """``train_step`` exactly as notebook 02 defines it (its cell, run here), slices of ``TOKENS_PER_PASS`` tokens."""
     cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
-    namespace = {"math": math, "nn": nn}
+    namespace = {"math": math, "nn": nn, "device": "cpu"}
     exec(next(c for c in cells if "def train_step(" in c), namespace)
     return namespace
 
