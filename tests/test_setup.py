@@ -167,10 +167,15 @@ def test_binder_runs_the_pip_installs_of_make(tmp_path):
     assert "- pip:" not in env_yml, "environment.yml may not install pip packages of its own: postBuild does"
 
 
-def test_lowest_versions_check_keeps_cpu_torch_and_never_uses_constraints(tmp_path):
+def load_lowest_versions():
     spec = importlib.util.spec_from_file_location("lowest_versions", ROOT / "scripts" / "lowest_versions.py")
-    lowest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lowest)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lowest_versions_check_keeps_cpu_torch_and_never_uses_constraints(tmp_path):
+    lowest = load_lowest_versions()
     steps = lowest.plan(tmp_path / "venv", "lowest-direct", "uv", sys.executable, [])
     flat = [word for step in steps for word in step]
     assert "constraints.txt" not in flat, "the check is of pyproject's bounds, not of our pins"
@@ -184,9 +189,7 @@ def test_lowest_versions_check_keeps_cpu_torch_and_never_uses_constraints(tmp_pa
 
 
 def test_lowest_versions_check_pins_every_floor_of_pyproject():
-    spec = importlib.util.spec_from_file_location("lowest_versions", ROOT / "scripts" / "lowest_versions.py")
-    lowest = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lowest)
+    lowest = load_lowest_versions()
     pins = dict(p.split("==") for p in lowest.floors())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
